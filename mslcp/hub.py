@@ -1,0 +1,49 @@
+"""Downloads with a cache and a SHA-256 check (weights, data sets)."""
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: $MSLCP_CACHE, else ~/.cache/mslcp."""
+    return Path(os.environ.get("MSLCP_CACHE", Path.home() / ".cache" / "mslcp"))
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(url: str, dest, sha: str | None = None) -> Path:
+    """Return `dest`, downloading `url` there first if it is missing.
+
+    The file is written atomically (temporary file, then rename) and, when `sha` is given,
+    checked against it both after download and when found in the cache; a mismatch raises.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        if sha is None or sha256(dest) == sha:
+            return dest
+        raise RuntimeError(f"{dest} does not match its SHA-256 ({sha}); delete it to download again")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    while block := r.read(1 << 20):
+                        out.write(block)
+            except OSError as e:
+                raise RuntimeError(f"could not download {url}: {e}") from e
+        if sha is not None and (got := sha256(tmp)) != sha:
+            raise RuntimeError(f"download of {url} has SHA-256 {got}, expected {sha}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
