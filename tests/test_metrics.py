@@ -1,0 +1,36 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mslcp.metrics import psnr
+
+
+def test_psnr_matches_numpy():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(5, 2, 7, 9, generator=g)
+    x = (ref + 0.1 * torch.randn(5, 2, 7, 9, generator=g)).clamp(0, 1)
+    a, b = x.double().numpy(), ref.double().numpy()
+    expected = [10 * np.log10(1.0 / np.mean((a[i] - b[i]) ** 2)) for i in range(5)]
+    out = psnr(x, ref)
+    assert out.shape == (5,)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5)
+
+
+def test_psnr_constant_offset_closed_form():
+    ref = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    deltas = torch.tensor([0.1, 0.01, 0.5], dtype=torch.float64)
+    out = psnr(ref + deltas.view(-1, 1, 1, 1), ref)
+    expected = [10 * math.log10(1 / d**2) for d in deltas.tolist()]  # 20, 40, 6.02 dB
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10)
+    # data_range scales it: uint8 images with an offset of 5 grey levels
+    u = torch.full((2, 1, 4, 4), 100, dtype=torch.uint8)
+    np.testing.assert_allclose(psnr(u + 5, u, data_range=255).numpy(), 20 * math.log10(255 / 5), rtol=1e-6)
+
+
+def test_psnr_identical_is_inf_and_shapes_checked():
+    x = torch.rand(2, 1, 4, 4)
+    assert torch.isinf(psnr(x, x.clone())).all()
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(x, x[:, :, :3])

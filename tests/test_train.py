@@ -1,0 +1,167 @@
+import importlib.util
+
+import pytest
+import torch
+from torch import nn
+
+from mslcp.train import throughput, train
+
+
+class Flat(nn.Module):
+    """Stand-in bias-free denoiser: y - net(y)."""
+
+    def __init__(self, c=1, width=8, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.in_channels = self.out_channels = c
+        self.net = nn.Sequential(nn.Conv2d(c, width, 3, padding=1, bias=False), nn.ReLU(),
+                                 nn.Conv2d(width, c, 3, padding=1, bias=False))
+
+    def forward(self, y):
+        return y - self.net(y)
+
+
+class Cond(nn.Module):
+    """Stand-in conditional denoiser: called (low, noisy_details), records its inputs."""
+
+    def __init__(self, c=1, width=8, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.in_channels, self.out_channels = 4 * c, 3 * c
+        self.net = nn.Sequential(nn.Conv2d(4 * c, width, 3, padding=1, bias=False), nn.ReLU(),
+                                 nn.Conv2d(width, 3 * c, 3, padding=1, bias=False))
+        self.calls = []
+
+    def forward(self, low, noisy):
+        self.calls.append((low.detach().clone(), noisy.detach().clone()))
+        return noisy - self.net(torch.cat([low, noisy], 1))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny nets on a shared 2-core machine: OpenMP threads waiting on each other cost 10-20x
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def smooth_data(n=16, c=1, size=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, c, size // 4, size // 4, generator=g)
+    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("kind", ["flat", "cond"])
+def test_resume_is_bit_identical(tmp_path, kind):
+    make = Flat if kind == "flat" else Cond
+    data = smooth_data(c=make().in_channels)
+    kw = dict(batch_size=4, patch_size=8, lr=3e-3, eval_every=4, checkpoint_every=3, progress=False,
+              test_data=data[:3], seed=7)
+    a = make(seed=1)
+    ha = train(a, data, steps=14, checkpoint=tmp_path / "a.pt", **kw)
+    b = make(seed=1)
+    train(b, data, steps=7, checkpoint=tmp_path / "b.pt", **kw)
+    b = make(seed=2)  # a fresh instance with other initial weights: everything comes from the checkpoint
+    hb = train(b, data, steps=14, checkpoint=tmp_path / "b.pt", **kw)
+    assert not a.training and not b.training
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), n
+    # the stopped run also logged its last step (7): the rest of the history is the same
+    assert ha["step"] == [4, 8, 12, 14] and hb["step"] == [4, 7, 8, 12, 14] and len(ha["test_psnr"][0]) == 4
+    assert ha["test_psnr"] == [p for s, p in zip(hb["test_step"], hb["test_psnr"]) if s != 7]
+    assert ha["loss"][-2:] == hb["loss"][-2:]
+    # the checkpoint loads with weights_only=True and holds the final state
+    ck = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert ck["step"] == 14 and torch.equal(ck["model"]["net.0.weight"], a.net[0].weight)
+    # already trained that far: no training, weights restored from the checkpoint, same history
+    c = make(seed=3)
+    assert train(c, data, steps=10, checkpoint=tmp_path / "b.pt", **kw) == hb
+    assert torch.equal(c.net[0].weight, a.net[0].weight)
+
+
+def test_loss_goes_down_and_psnr_goes_up():
+    data = smooth_data(n=32, size=16)
+    h = train(Flat(), data, steps=150, batch_size=16, patch_size=12, lr=1e-2, eval_every=50,
+              test_data=smooth_data(n=4, size=16, seed=1), test_sigmas=(0.1, 0.3), progress=False)
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+    first, last = h["test_psnr"][0], h["test_psnr"][-1]
+    assert all(b > a for a, b in zip(first, last))
+    assert last[0] > 20 + 1 and last[1] > 10.5 + 1  # better than the noisy input (20 and 10.5 dB)
+
+
+def test_uint8_data_equals_float_data():
+    u = (smooth_data() * 255).round().to(torch.uint8)
+    a, b = Flat(), Flat()
+    kw = dict(steps=5, batch_size=4, patch_size=8, progress=False)
+    train(a, u, **kw)
+    train(b, u.float() / 255, **kw)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_noise_on_details_only_and_blind_sigma():
+    n = 8
+    low = (torch.arange(n, dtype=torch.float32) / n).view(n, 1, 1, 1).expand(n, 1, 6, 6)
+    data = torch.cat([low, low, 2 * low, 3 * low], 1)  # details = (1, 2, 3) x low
+    m = Cond()
+    train(m, data, steps=2, batch_size=4, sigma_range=(0.0, 0.0), progress=False)
+    for cond, noisy in m.calls:  # σ = 0: the model sees the clean details, and the clean condition
+        assert torch.equal(noisy, cond * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1))
+    m = Cond()
+    train(m, data, steps=2, batch_size=4, sigma_range=(0.5, 0.5), progress=False)
+    for cond, noisy in m.calls:
+        assert (cond == cond[:, :, :1, :1]).all() and ((cond * n) == (cond * n).round()).all()
+        assert 0.3 < (noisy - 2 * cond).std() < 0.7
+
+    class Record(Flat):
+        def forward(self, y):
+            self.seen.append(y.detach().std(dim=(1, 2, 3)))
+            return super().forward(y)
+
+    m = Record()
+    m.seen = []
+    train(m, torch.zeros(8, 1, 16, 16), steps=10, batch_size=20, progress=False)  # σ ~ U(0, 1)
+    sd = torch.cat(m.seen)
+    assert sd.min() < 0.1 and sd.max() > 0.9 and 0.4 < sd.mean() < 0.6
+
+
+def test_errors(tmp_path):
+    data = smooth_data()
+    with pytest.raises(ValueError, match="in_channels=4"):
+        train(Cond(), data, steps=1, progress=False)
+    bad = data.clone()
+    bad[3, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        train(Flat(), bad, steps=1, progress=False)
+    with pytest.raises(ValueError, match="patch_size"):
+        train(Flat(), data, steps=1, patch_size=20, progress=False)
+    m = Flat()
+    with torch.no_grad():
+        m.net[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(RuntimeError, match="loss is nan"):
+        train(m, data, steps=3, batch_size=2, progress=False)
+    train(Flat(), data, steps=2, batch_size=2, checkpoint=tmp_path / "c.pt", progress=False)
+    with pytest.raises(RuntimeError, match="(?s)does not match the model.*size mismatch"):
+        train(Flat(width=4), data, steps=4, batch_size=2, checkpoint=tmp_path / "c.pt", progress=False)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mslcp.nets") is None, reason="mslcp.nets not written yet")
+def test_bfcnn_batchnorm_train_eval():
+    from mslcp.nets import BFCNN, ConditionalBFCNN
+
+    torch.manual_seed(0)
+    for net, c in ((BFCNN(width=8, depth=3, rf=5), 1), (ConditionalBFCNN(width=8, depth=3, rf=5), 4)):
+        data = smooth_data(c=c)
+        sd0 = net.BN_layers[0].running_sd.clone()
+        h = train(net, data, steps=20, batch_size=8, patch_size=8, eval_every=10, test_data=data[:2],
+                  progress=False)
+        assert not net.training and not torch.equal(sd0, net.BN_layers[0].running_sd)
+        assert all(torch.isfinite(torch.tensor(p)).all() for p in h["test_psnr"])
+        assert h["loss"][-1] < h["loss"][0]
+
+
+def test_throughput():
+    m = Flat()
+    w = m.net[0].weight.clone()
+    assert throughput(m, patch_size=8, batch_size=4, steps=2) > 0
+    assert torch.equal(m.net[0].weight, w)  # the model itself is untouched
