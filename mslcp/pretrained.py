@@ -1,0 +1,149 @@
+"""The paper's released CelebA denoisers (DESIGN §2) and our own checkpoints (safetensors + architecture).
+
+Authors' weights (MIT licence, LabForComputationalVision/local-probability-models-of-images): looked up in
+$MSLCP_WEIGHTS (a folder laid out like the repository, `denoisers/...`), else downloaded into hub.cache_dir(); both
+checked against the SHA-256 below. They predict the noise of [0, 1] images (any intensity scale works: the nets are
+homogeneous) and use the Haar "average" normalization (`wavelets.decompose`), level 0 = finest = `scale_0`.
+"""
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from . import hub
+from .multiscale import MultiScaleDenoiser
+from .nets import BFCNN, ConditionalBFCNN
+
+URL = "https://raw.githubusercontent.com/LabForComputationalVision/local-probability-models-of-images/main/"
+SHA256 = {  # (image size, rf, scale) -> SHA-256 of model.pt; scale None: flat net, "low": low-pass, j: level j
+    (160, 5, None): "6c6cff6a4ecbf827ff41cba5d7326056b48669cd5d756a8f32f721f0cbd032b3",
+    (160, 9, None): "0a0a85098fba8f842ed5bc1aab9fe0f54f745c525d6efd1ff155de0fd8aa48c7",
+    (160, 13, None): "2510ac57ef3156448cb3515efe631335c393a71c0c73747c718d1ce23b2f8022",
+    (160, 23, None): "4c0c2fbb02d4ac30ab76e5c81d0d7a4fd00cd307a7c60226f9f9b40fb55c5aa3",
+    (160, 43, None): "1ab38b3e3ef3237547491964574386604971cddbe76b281f51003324a51a0f68",
+    (160, 40, "low"): "117575245c85ab00ee0edf1476a002f8428ee82e97dcab0e17c8127378da1c52",
+    (160, 5, 0): "8b5650f2f341fec7c7b49c05bf157fb1f3e2def0531fb07f35d607f1c9322aed",
+    (160, 5, 1): "7eadf0246885fcf5785c7c3a4acac0115f84ac81d5c448b38d40819e0eaa5952",
+    (160, 9, 0): "7beb243de17468fde72748689b59c5579560615c56fa3d73dfdbd015c4da2dd1",
+    (160, 9, 1): "9a4024e444de1da90a019eb1b3d048d3c62a3114b1d512721f9c20eda57e1973",
+    (160, 13, 0): "439edfd64862060bc9d27de797bf322d872b93315b46ea46b01b4651c6bfb9b0",
+    (160, 13, 1): "92486634be09ff100f0a63ff38d40b7ae6f656852194cdf3477c44d9fe67ffe1",
+    (160, 23, 0): "07a71e3fee312037357107cde4ae79fe8fbed61010ad537302c483eef4f4c016",
+    (160, 23, 1): "716f4c165732160e2c60ca32a3db1b4879c143c969ac6000e6a190770f4ecf53",
+    (160, 43, 0): "610857c58eb50253f05a730cfb42b7745836bdb120a191899369625ec6b4fc44",
+    (160, 43, 1): "019754d6dea55d08493c8b5fd744ad4231e0c42961e52f9086f553ae3b55e351",
+    (320, 40, "low"): "117575245c85ab00ee0edf1476a002f8428ee82e97dcab0e17c8127378da1c52",  # same net as 160
+    (320, 13, 0): "6dcbff0d044184cae928036b5a6e0950f88a605f3afbff4aafcf99da8b55452a",
+    (320, 13, 1): "20f57165d3fa85e130ad57083ff9ca7248807fbb96f83b1cd481776310ed3ec0",
+    (320, 13, 2): "ae62dd9b9c5bf9cbef8b6c253156ced08e4c739b17ee57caa74d1e3ea178012e",
+}
+LEVELS = {160: 2, 320: 3}  # wavelet levels J of the multi-scale models (low-pass 40x40)
+FIRST_RELU = False  # every released net (flat, low-pass, conditional) has a linear first layer (no ReLU after conv0)
+
+
+def relpath(size, rf, scale=None):
+    """Relative path (= URL path) of an authors' model.pt."""
+    kind = "flat" if scale is None else "multi_scale"
+    tail = "" if scale is None else "_low" if scale == "low" else f"_scale_{scale}"
+    return f"denoisers/{kind}/celebA_{size}x{size}_gray/noise_range_0to255_RF_{rf}x{rf}{tail}/model.pt"
+
+
+def available():
+    """What exists: {"flat": {size: [rf]}, "multiscale": {size: [rf with every level]}}."""
+    flat = {s: sorted(r for s2, r, k in SHA256 if s2 == s and k is None) for s in (160,)}
+    ms = {s: sorted(r for r in {r for s2, r, k in SHA256 if s2 == s} if all((s, r, j) in SHA256 for j in range(J)))
+          for s, J in LEVELS.items()}
+    return {"flat": flat, "multiscale": ms}
+
+
+def weights_file(rel):
+    """Local path of an authors' file (relative path `rel`): $MSLCP_WEIGHTS/rel if there, else the download cache."""
+    sha = {relpath(*k): v for k, v in SHA256.items()}[rel]
+    root = os.environ.get("MSLCP_WEIGHTS")
+    if root and (p := Path(root) / rel).exists():
+        if (got := hub.sha256(p)) != sha:
+            raise RuntimeError(f"{p} has SHA-256 {got}, expected {sha}: corrupt or different file")
+        return p
+    try:
+        return hub.fetch(URL + rel, hub.cache_dir() / rel, sha)
+    except RuntimeError as e:
+        where = f"not in MSLCP_WEIGHTS={root!r}" if root else "MSLCP_WEIGHTS is not set"
+        raise RuntimeError(f"cannot get {rel}: {where}, not in the cache {hub.cache_dir()}, and {e}") from e
+
+
+def _authors(size, rf, scale, first_relu=FIRST_RELU):
+    cls = ConditionalBFCNN if isinstance(scale, int) else BFCNN
+    sd = torch.load(weights_file(relpath(size, rf, scale)), map_location="cpu", weights_only=True)
+    return cls.from_state_dict(sd, first_relu=first_relu).eval()
+
+
+def paper_flat(rf):
+    """The paper's flat (pixel-domain) BFCNN denoiser with receptive field rf, trained on CelebA 160x160 gray."""
+    if (160, rf, None) not in SHA256:
+        raise ValueError(f"no flat paper denoiser with rf={rf}; available rf: {available()['flat'][160]}")
+    return _authors(160, rf, None)
+
+
+def paper_lowpass(size=160):
+    """The paper's global low-pass denoiser (20 layers of 3x3, RF 40) of the 40x40 low-pass of size x size images."""
+    if size not in LEVELS:
+        raise ValueError(f"no paper low-pass denoiser for size={size}; available sizes: {sorted(LEVELS)}")
+    return _authors(size, 40, "low")
+
+
+def paper_multiscale(rf, size=160):
+    """The paper's multi-scale denoiser for size x size images (160: J=2, 320: J=3). rf: RF of the conditional nets,
+    an int or one per level (finest first)."""
+    J = LEVELS.get(size)
+    rfs = [rf] * (J or 0) if isinstance(rf, int) else list(rf)
+    if J is None or len(rfs) != J or any((size, r, j) not in SHA256 for j, r in enumerate(rfs)):
+        raise ValueError(f"no paper multi-scale denoiser with size={size}, rf={rf} (J={J}); available "
+                         f"(size: rf): {available()['multiscale']}")
+    return MultiScaleDenoiser(paper_lowpass(size), [_authors(size, r, j) for j, r in enumerate(rfs)]).eval()
+
+
+_CLASSES = {c.__name__: c for c in (BFCNN, ConditionalBFCNN)}
+
+
+def _arch(m):
+    if isinstance(m, MultiScaleDenoiser):
+        return dict(cls="MultiScaleDenoiser", low=_arch(m.low), conditionals=[_arch(c) for c in m.conditionals],
+                    wavelet=m.wavelet, normalize=m.normalize, levels=m.levels)
+    if _CLASSES.get(type(m).__name__) is not type(m) or not hasattr(m, "config"):
+        raise ValueError(f"cannot save a {type(m).__name__}: supported are {[*_CLASSES, 'MultiScaleDenoiser']}")
+    return dict(cls=type(m).__name__, config=m.config)
+
+
+def _build(a):
+    if a["cls"] == "MultiScaleDenoiser":
+        return MultiScaleDenoiser(_build(a["low"]), [_build(c) for c in a["conditionals"]], a["wavelet"],
+                                  a["normalize"])
+    return _CLASSES[a["cls"]](**a["config"])
+
+
+def save(model, path):
+    """Write model (BFCNN, ConditionalBFCNN or MultiScaleDenoiser of them) to a safetensors file whose metadata
+    "mslcp" holds the architecture as JSON (class, constructor kwargs; MultiScaleDenoiser: keys low., conditionals.j.)."""
+    meta = {"mslcp": json.dumps(_arch(model))}
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+
+
+def load(path, device="cpu"):
+    """Rebuild and return (eval mode) a model written by save()."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file: {e}") from e
+    if "mslcp" not in meta:
+        raise ValueError(f"{path} has no 'mslcp' architecture metadata: not written by mslcp.pretrained.save")
+    try:
+        model = _build(json.loads(meta["mslcp"]))
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
+    return model.to(device).eval()
