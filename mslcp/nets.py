@@ -46,7 +46,7 @@ def kernel_layout(depth, rf):
 
 
 class BFCNN(nn.Module):
-    """The paper's denoiser: conv0 (ReLU unless first_relu=False), then [conv -> BN -> ReLU] x (depth-2), linear conv.
+    """The paper's denoiser: linear conv0 (first_relu=True adds a ReLU), [conv -> BN -> ReLU] x (depth-2), linear conv.
 
     No subsampling, padding k//2, every conv `width` channels. `.residual(y)` (B,in,H,W) -> noise estimate
     (B,out,H,W); the call returns the denoised y - residual(y). bias=False (default) removes every additive constant
@@ -55,7 +55,7 @@ class BFCNN(nn.Module):
     """
 
     def __init__(self, in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False,
-                 first_relu=True):
+                 first_relu=False):
         super().__init__()
         ks = list(kernel_sizes) if kernel_sizes is not None else kernel_layout(depth, rf)
         if len(ks) < 2 or any(int(k) != k or k < 1 or k % 2 == 0 for k in ks):
