@@ -300,3 +300,10 @@ def image_folder(path, size, n=None, dtype=torch.float32):
     if not files:
         raise RuntimeError(f"no images (PIL-readable files) in {path}")
     return _load(files[:n], None, size, dtype)
+
+
+def astronaut():
+    """A real face we may redistribute: (1,1,160,160) in [0,1], the gray 160x160 crop data/astronaut_face.png of
+    scikit-image's astronaut (public domain; see data/README.md)."""
+    path = hub.asset("data/astronaut_face.png", "5afda5db487c15a962c6646d0646e414a572b616f614a140417e37ecf78334f2")
+    return torch.from_numpy(np.array(Image.open(path).convert("L"), dtype=np.float32) / 255)[None, None]

@@ -47,3 +47,19 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return dest
+
+
+REPO_RAW = "https://raw.githubusercontent.com/mslcp/mslcp/main/"  # the book's repository (placeholder until published)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def asset(rel: str, sha: str) -> Path:
+    """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"): the checkout's copy when there
+    is one (a pip install, as in Colab, has none: then downloaded from the repository and cached), SHA-256 checked."""
+    local = REPO / rel
+    if local.exists():
+        if (got := sha256(local)) != sha:
+            raise RuntimeError(f"{local} has SHA-256 {got}, expected {sha}: restore it from git (or regenerate it "
+                               f"and update the hash in mslcp)")
+        return local
+    return fetch(REPO_RAW + rel, cache_dir() / "assets" / rel, sha)

@@ -147,3 +147,14 @@ def load(path, device="cpu"):
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
     return model.to(device).eval()
+
+
+# The book's small checkpoints (data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
+SHIPPED = {}
+
+
+def shipped(name, device="cpu"):
+    """A checkpoint the book ships, data/checkpoints/NAME.safetensors (in a checkout, else downloaded; SHA checked)."""
+    if name not in SHIPPED:
+        raise ValueError(f"no shipped checkpoint {name!r}; available: {sorted(SHIPPED)}")
+    return load(hub.asset(f"data/checkpoints/{name}.safetensors", SHIPPED[name]), device)

@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mslcp import pretrained
+from mslcp import data, hub, pretrained
 from mslcp.metrics import psnr
 from mslcp.multiscale import MultiScaleDenoiser
 from mslcp.nets import BFCNN, ConditionalBFCNN
@@ -171,3 +171,43 @@ def test_load_errors(tmp_path):
         pretrained.load(bad)
     with pytest.raises(ValueError, match="cannot save"):
         pretrained.save(torch.nn.Conv2d(1, 1, 3), bad)
+
+
+def test_shipped_from_checkout_or_download(tmp_path, monkeypatch):
+    """shipped(): the checkout's data/checkpoints copy when present (SHA checked), else a cached download."""
+    net = BFCNN(width=4, depth=3, rf=5)
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    for root in (repo, remote):
+        (root / "data" / "checkpoints").mkdir(parents=True)
+        pretrained.save(net, root / "data" / "checkpoints" / "tiny.safetensors")
+    sha = hub.sha256(repo / "data" / "checkpoints" / "tiny.safetensors")
+    monkeypatch.setattr(pretrained, "SHIPPED", {"tiny": sha})
+    monkeypatch.setattr(hub, "REPO", repo)
+    monkeypatch.setattr(hub, "REPO_RAW", remote.as_uri() + "/")
+    monkeypatch.setenv("MSLCP_CACHE", str(tmp_path / "cache"))
+    y = torch.rand(1, 1, 8, 8)
+    torch.testing.assert_close(pretrained.shipped("tiny")(y), net.eval()(y))
+    assert not (tmp_path / "cache").exists()  # the checkout's copy was used
+    (repo / "data" / "checkpoints" / "tiny.safetensors").write_bytes(b"changed")
+    with pytest.raises(RuntimeError, match="SHA-256"):
+        pretrained.shipped("tiny")
+    (repo / "data" / "checkpoints" / "tiny.safetensors").unlink()  # a pip install: no data/ folder
+    torch.testing.assert_close(pretrained.shipped("tiny")(y), net(y))
+    assert (tmp_path / "cache" / "assets" / "data" / "checkpoints" / "tiny.safetensors").exists()
+    with pytest.raises(ValueError, match="tiny"):
+        pretrained.shipped("huge")
+
+
+def test_shipped_checkpoints_are_in_the_checkout():
+    """Every name in SHIPPED exists in data/checkpoints with its hash, and loads (what the book relies on)."""
+    for name, sha in pretrained.SHIPPED.items():
+        path = ROOT / "data" / "checkpoints" / f"{name}.safetensors"
+        assert path.exists() and hub.sha256(path) == sha, name
+        assert not pretrained.shipped(name).training
+
+
+def test_astronaut_is_the_documented_crop():
+    x = data.astronaut()
+    assert x.shape == (1, 1, 160, 160) and x.dtype == torch.float32
+    assert 0 <= x.min() < 0.1 and 0.9 < x.max() <= 1  # full 8-bit range, scaled to [0, 1]
+    assert torch.equal(x * 255, (x * 255).round())  # 8-bit values, not resampled
