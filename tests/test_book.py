@@ -1,0 +1,148 @@
+"""The book: it builds with warnings as errors (executing every chapter), and every chapter page renders in a
+real headless browser (Debian's chromium through selenium) with its figures and no console errors.
+Both run in `bash .ci/run`; deselect them with `-m "not book"`. Screenshots go to _build/screenshots/."""
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="the book extra (jupyter-book, PyYAML) is not installed")
+
+pytestmark = pytest.mark.book
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def toc_files(node=None):
+    """Every `file:` of _toc.yml (root first), in order."""
+    node = yaml.safe_load((ROOT / "_toc.yml").read_text()) if node is None else node
+    if isinstance(node, list):
+        return [f for item in node for f in toc_files(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node[k] for k in ("root", "file") if k in node]
+    return own + [f for k in ("parts", "chapters", "sections") for f in toc_files(node.get(k, []))]
+
+
+def chapters():
+    """The notebook pages of the book (chapters); the references page is not one."""
+    return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+
+
+@pytest.fixture(scope="module")
+def build():
+    """Build the book into _build/html exactly as .ci/book does (CPU preset unless MSLCP_PRESET says otherwise)."""
+    shutil.rmtree(HTML, ignore_errors=True)  # no stale pages from an earlier build
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "--all", "-W", "-n", "--keep-going", "."]
+    # no MPLBACKEND: "Agg" there would override the kernels' inline backend and silently drop every figure
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["MSLCP_PRESET"] = os.environ.get("MSLCP_PRESET", "cpu")
+    start = time.perf_counter()
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - start
+    log = run.stdout + run.stderr
+    times = re.findall(r"(\S+): Executed notebook in ([\d.]+) seconds", log)
+    report = "\n".join(f"{name}: {float(s):.1f} s" for name, s in times) + f"\nwhole build: {seconds:.1f} s\n"
+    BUILD.mkdir(exist_ok=True)
+    (BUILD / "timings.txt").write_text(report)
+    print(report)
+    return run.returncode, log
+
+
+def test_book_builds_with_warnings_as_errors(build):
+    returncode, log = build
+    problems = [line for line in log.splitlines()
+                if re.search(r"WARNING|ERROR|Traceback|Error:", line) and "over TCP without encryption" not in line]
+    tail = problems[-20:] + ["--- end of the log ---"] + log.splitlines()[-40:]
+    assert returncode == 0, "jupyter-book build -W -n failed:\n" + "\n".join(tail)
+    missing = [c for c in chapters() if not (HTML / f"{c}.html").exists()]
+    assert not missing, f"chapters without a page: {missing}"
+    assert (HTML / "book" / "references.html").exists()
+
+
+@pytest.fixture(scope="module")
+def server(build):
+    """_build/html served on 127.0.0.1 (a free port) for the browser."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("no chromium/chromedriver on PATH: `apt-get install chromium chromium-driver` (.ci/setup does)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the project's `test` extra")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+                 # every host but ours fails at once, online or not (CDN scripts such as MathJax)
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _ours(message, base):
+    """A console error about our own pages (not a failed request to an external host, not the favicon)."""
+    url = message.split(" ", 1)[0]
+    return "favicon" not in message and (not url.startswith(("http://", "https://")) or url.startswith(base))
+
+
+def test_pages_render_in_headless_browser(build, server, browser):
+    assert build[0] == 0, "the book did not build (see the test above)"
+    shots = BUILD / "screenshots"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    failures = []
+    for chapter in chapters():
+        browser.get_log("browser")  # drop what earlier pages logged
+        browser.get(f"{server}/{chapter}.html")
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")  # lazy images, if any
+        deadline = time.time() + 30
+        while time.time() < deadline and not browser.execute_script(
+                "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"):
+            time.sleep(0.2)
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
+        local = [(src, w) for src, w in images if src.startswith(server)]
+        figures = [src for src, w in local if w > 0 and "/_images/" in src]
+        broken = [src for src, w in local if w == 0]
+        errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
+                  and _ours(e["message"], server)]
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, min(max(height, 800), 12000))
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(shots / f"{Path(chapter).name}.png"))
+        browser.set_window_size(1280, 1000)
+        if not figures:
+            failures.append(f"{chapter}: no figure rendered (images: {images})")
+        if broken:
+            failures.append(f"{chapter}: broken images {broken}")
+        if errors:
+            failures.append(f"{chapter}: console errors {errors}")
+    assert not failures, "\n".join(failures)

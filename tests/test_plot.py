@@ -1,0 +1,87 @@
+"""mslcp.presets and mslcp.plot: preset selection, and figures that show what they claim (the pyramid's
+layout is checked against pywt.coeffs_to_array)."""
+import dataclasses
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import pywt  # noqa: E402
+import torch  # noqa: E402
+
+from mslcp import plot, presets  # noqa: E402
+
+
+def test_preset_choice(monkeypatch):
+    monkeypatch.delenv("MSLCP_PRESET", raising=False)
+    assert presets.get().name == ("gpu" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("MSLCP_PRESET", "gpu")
+    assert presets.get().name == "gpu"
+    assert presets.get("cpu").name == "cpu"  # the argument wins over the environment
+    p = presets.get("cpu", steps=7)
+    assert p.steps == 7 and p.width == presets.PRESETS["cpu"]["width"]
+    assert {f.name for f in dataclasses.fields(p)} == {"name", "device", *presets.PRESETS["cpu"]}
+    assert set(presets.PRESETS["cpu"]) == set(presets.PRESETS["gpu"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        presets.get("tpu")
+    with pytest.raises(TypeError):
+        presets.get("cpu", no_such_field=1)
+
+
+def test_setup_prints_one_line(capsys):
+    preset, device = presets.setup("cpu", seed=3)
+    assert capsys.readouterr().out.count("\n") == 1
+    assert device.type == preset.device and torch.initial_seed() == 3
+
+
+def test_images_fixed_limits_and_titles():
+    x = torch.rand(5, 1, 8, 8) * 0.1  # a dark batch must stay dark: no auto-contrast
+    fig = plot.images(x, titles=list("abcde"), ncols=3)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 5 and len(fig.axes) == 6
+    assert all(ax.images[0].get_clim() == (0.0, 1.0) for ax in shown)
+    assert [ax.get_title() for ax in shown] == list("abcde")
+    plt.close(fig)
+
+
+def test_psnr_trajectory_filters_return_figures():
+    s = np.linspace(0.05, 1, 5)
+    fig = plot.psnr_vs_sigma(s, {"net": 30 - 10 * s}, train_range=(0, 0.4))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "noise level σ" and ax.get_ylabel() == "PSNR (dB)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), -20 * np.log10(s))  # the noisy-input reference
+    fig2 = plot.sigma_trajectory([[1.0, 0.5, 0.1], [1.0, 0.2]], sigma_final=0.1)
+    assert fig2.axes[0].get_yscale() == "log" and len(fig2.axes[0].lines) == 3
+    rows = torch.randn(3, 9, 9)
+    fig3 = plot.filters(rows, image=torch.rand(1, 1, 9, 9), pixels=[(1, 1), (4, 4), (7, 2)])
+    clims = [ax.images[0].get_clim() for ax in fig3.axes[1:4]]
+    vmax = rows.abs().max().item()
+    assert all(np.allclose(c, (-vmax, vmax)) for c in clims)  # one symmetric scale, with a colour bar
+    assert len(fig3.axes) == 5
+    for f in (fig, fig2, fig3):
+        plt.close(f)
+
+
+def test_pyramid_layout_matches_pywt():
+    rng = np.random.default_rng(0)
+    img = rng.random((32, 32))
+    coeffs = pywt.wavedec2(img, "haar", level=3)  # [cA3, (cH3, cV3, cD3), ..., (cH1, cV1, cD1)]
+    low = torch.tensor(coeffs[0])[None, None]
+    details = [torch.tensor(np.stack(c))[None] for c in coeffs[:0:-1]]  # finest first, as decompose returns
+    fig = plot.pyramid(low, details)
+    canvas = fig.axes[0].images[0].get_array()
+    _, slices = pywt.coeffs_to_array(coeffs)
+
+    def norm(b):  # each band contrast-normalised on its own
+        return 0.5 + 0.5 * b / np.abs(b).max()
+
+    a = coeffs[0]
+    np.testing.assert_allclose(canvas[slices[0]], (a - a.min()) / np.ptp(a), atol=1e-6)
+    for level, bands in zip(slices[1:], coeffs[1:]):
+        for key, band in zip(("da", "ad", "dd"), bands):  # pywt's keys for cH, cV, cD
+            np.testing.assert_allclose(canvas[level[key]], norm(band), atol=1e-6)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="do not fit"):
+        plot.pyramid(low, details[::-1])
