@@ -150,7 +150,10 @@ def load(path, device="cpu"):
 
 
 # The book's small checkpoints (data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
-SHIPPED = {}
+SHIPPED = {
+    "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
+    "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",
+}
 
 
 def shipped(name, device="cpu"):
