@@ -1,4 +1,5 @@
-"""Closed-form priors for tests and chapters 1 and 3: Gaussian mixtures and the exact blind Gaussian denoiser.
+"""Closed-form priors for tests and chapters 1 and 3: Gaussian mixtures, the exact blind Gaussian denoiser, and a
+small MLP denoiser of points that learns what the mixture gives in closed form.
 
 Everything works through eigendecompositions C = U diag(lam) U^T computed once, so C + sigma^2 I is diagonal in the
 same basis for every sigma (one per sample if wanted). Use float64 tensors for precise checks.
@@ -65,6 +66,35 @@ class GaussianMixture:
         c, var, logp = self._components(y, sigma)
         per = self.means + torch.einsum("kij,nkj->nki", self.U, self.lam / var * c)
         return torch.einsum("nk,nki->ni", logp.softmax(-1), per)
+
+    def blind_denoise(self, y, sigmas, weights=None):
+        """Exact MMSE denoiser when sigma is unknown, drawn from the prior `weights` (default uniform) over the grid
+        `sigmas` (m,): sum_s p(s | y) E[x | y, s], p(s | y) proportional to weights_s p_s(y). (n,d) -> (n,d).
+        A fine grid of midpoints of [lo, hi] approximates sigma ~ U(lo, hi), the blind training of mslcp.train."""
+        s = torch.as_tensor(sigmas, dtype=y.dtype).flatten()
+        w = torch.ones_like(s) if weights is None else torch.as_tensor(weights, dtype=y.dtype)
+        n, m = len(y), len(s)
+        yy, ss = y.repeat_interleave(m, 0), s.repeat(n)
+        post = (self.log_prob(yy, ss).view(n, m) + w.log()).softmax(-1)  # p(s | y) (n,m)
+        return torch.einsum("nm,nmd->nd", post, self.denoise(yy, ss).view(n, m, -1))
+
+
+class MLPDenoiser(nn.Module):
+    """Small blind denoiser of points of R^d: x_hat(y) = y + r(y), r an MLP with `depth` hidden layers of `width` SiLU
+    units whose output layer starts at zero (an untrained net is the identity). y (B,d) or (B,d,1,1): a batch of
+    1x1 "images" with d channels, so mslcp.train.train trains it like the image denoisers. Returns y's shape."""
+
+    def __init__(self, d=2, width=64, depth=3):
+        super().__init__()
+        self.in_channels = self.out_channels = d
+        dims = [d] + [width] * depth
+        layers = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.SiLU())]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], d))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, y):
+        return y + self.net(y.flatten(1)).view_as(y)
 
 
 class GaussianDenoiser(nn.Module):

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from mslcp.toy import GaussianDenoiser, GaussianMixture
+from mslcp.toy import GaussianDenoiser, GaussianMixture, MLPDenoiser
+from mslcp.train import train
 
 D = torch.float64
 
@@ -140,3 +141,47 @@ def test_sigma_estimate_large_d():
         est = den.estimate_sigma(y)
         assert ((est / sigma - 1).abs() < 0.1).all(), (sigma, est)
         assert abs(float(est.mean()) / sigma - 1) < 0.04
+
+
+def test_blind_denoise_quadrature():
+    """sigma unknown, drawn from weights over a grid: E[x|y] by quadrature over x and that grid jointly."""
+    means, stds, w = torch.tensor([-2.0, 0.5, 3.0], dtype=D), torch.tensor([0.3, 1.0, 0.5], dtype=D), [0.2, 0.5, 0.3]
+    gm = GaussianMixture(means[:, None], stds, w)
+    sig, ws = torch.tensor([0.1, 0.4, 0.8, 1.5], dtype=D), torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=D)
+    x = torch.linspace(-12, 12, 100001, dtype=D)
+    px = sum(wk * torch.exp(-0.5 * ((x - m) / s) ** 2) / s for wk, m, s in zip(w, means, stds))
+    y = torch.linspace(-4, 5, 13, dtype=D)
+    lik = sum(wj / sj * torch.exp(-0.5 * ((y[:, None] - x) / sj) ** 2) for sj, wj in zip(sig, ws)) * px
+    post = (lik * x).sum(1) / lik.sum(1)
+    torch.testing.assert_close(gm.blind_denoise(y[:, None], sig, ws)[:, 0], post, atol=1e-8, rtol=1e-8)
+    torch.testing.assert_close(gm.blind_denoise(y[:, None], [0.4]), gm.denoise(y[:, None], 0.4))  # sigma known
+
+
+def test_mlp_denoiser_starts_as_identity():
+    net = MLPDenoiser(d=3, width=16, depth=2)
+    y = torch.randn(5, 3)
+    assert torch.equal(net(y), y) and torch.equal(net(y[:, :, None, None]), y[:, :, None, None])
+    with torch.no_grad():
+        net.net[-1].bias.fill_(0.5)
+    torch.testing.assert_close(net(y), y + 0.5)
+    torch.testing.assert_close(net(y[:, :, None, None])[:, :, 0, 0], net(y))
+
+
+def test_mlp_denoiser_learns_blind_mmse():
+    """Trained by mslcp.train on samples of a 1-D mixture with sigma ~ U(0.1, 1), its MSE approaches the exact blind
+    MMSE (same noisy test points for both) and its curve approaches the exact blind denoiser where the data lie."""
+    gm = GaussianMixture(torch.tensor([[-1.5], [1.0]], dtype=D), torch.tensor([0.3, 0.5], dtype=D), [0.4, 0.6])
+    torch.manual_seed(0)
+    net = MLPDenoiser(d=1, width=32, depth=2)
+    x = gm.sample(20000, generator=0).float()[:, :, None, None]
+    train(net, x, steps=800, batch_size=256, lr=3e-3, sigma_range=(0.1, 1.0), progress=False)
+    g = torch.Generator().manual_seed(1)
+    grid = (torch.arange(200, dtype=D) + 0.5) / 200 * 0.9 + 0.1
+    xt = gm.sample(20000, generator=g)
+    y = xt + (0.1 + 0.9 * torch.rand(len(xt), 1, generator=g, dtype=D)) * torch.randn(xt.shape, generator=g, dtype=D)
+    exact = gm.blind_denoise(y, grid)
+    with torch.no_grad():
+        learned = net(y.float()).double()
+    mmse, mse, noisy = [float(((e - xt) ** 2).mean()) for e in (exact, learned, y)]
+    assert mmse < mse < 1.05 * mmse < 0.7 * noisy, (mmse, mse, noisy)
+    assert float(((learned - exact) ** 2).mean()) < 0.05 * mmse
