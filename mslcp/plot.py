@@ -135,3 +135,45 @@ def pyramid(low, details, title=None, size=4.0, index=0):
     ax.set_axis_off()
     ax.set_title(title or f"wavelet pyramid, J = {len(details)}")
     return fig
+
+
+def band_energy(energies, noise=None, title=None, ax=None):
+    """Energy per detail band across scales, log scale: `energies` {label: (J,3) from wavelets.band_energy}, one
+    colour per label, one marker per band (cH, cV, cD); x = level j = 1 (finest) ... J. `noise` {label: J values}
+    (e.g. the noise energy per level) is drawn as grey dashed lines."""
+    fig, ax = (plt.subplots(figsize=(7.5, 3.8), layout="constrained") if ax is None else (ax.figure, ax))
+    for i, (label, e) in enumerate(energies.items()):
+        e = _np(e)
+        lv = np.arange(1, len(e) + 1)
+        for k, (band, style) in enumerate(zip(("cH", "cV", "cD"), ("o-", "s--", "^:"))):
+            ax.plot(lv, e[:, k], style, color=f"C{i}", ms=4, label=f"{label}: {band}")
+    for i, (label, e) in enumerate((noise or {}).items()):
+        e = _np(e)
+        ax.plot(np.arange(1, len(e) + 1), e, "--", color=str(0.2 + 0.2 * (i % 4)), lw=1, label=label)
+    ax.set(yscale="log", xlabel="level j (1 = finest)", ylabel="mean squared coefficient", title=title)
+    ax.set_xticks(np.arange(1, max(len(_np(e)) for e in energies.values()) + 1))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
+
+
+def density2d(log_density, extent=(0.0, 1.0, 0.0, 1.0), points=None, paths=None, title=None, ax=None, n=150,
+              levels=8):
+    """A 2-D density as filled contours of p = exp(log_density) on an n x n grid over extent (x0, x1, y0, y1);
+    log_density maps a float64 numpy array (m,2) to (m,) values. points (k,2): dots; paths (T,k,2): k trajectories
+    from a hollow circle (t = 0) to a dot (t = T-1), e.g. mslcp.sampling's info["trajectory"]."""
+    fig, ax = (plt.subplots(figsize=(3.6, 3.4), layout="constrained") if ax is None else (ax.figure, ax))
+    x0, x1, y0, y1 = extent
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    p = np.exp(_np(log_density(np.stack([gx.ravel(), gy.ravel()], 1)))).reshape(n, n)
+    ax.contourf(gx, gy, p, levels=levels, cmap="Blues")
+    if paths is not None:
+        paths = _np(paths)
+        ax.plot(paths[..., 0], paths[..., 1], color="C1", lw=0.7, alpha=0.8)
+        ax.plot(paths[0, :, 0], paths[0, :, 1], "o", mfc="none", mec="C1", ms=4)
+        ax.plot(paths[-1, :, 0], paths[-1, :, 1], "o", color="C3", ms=3)
+    if points is not None:
+        points = _np(points)
+        ax.scatter(points[:, 0], points[:, 1], s=2, color="C3", alpha=0.5, lw=0)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x_1$", ylabel="$x_2$", title=title, aspect="equal")
+    return fig

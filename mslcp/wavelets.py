@@ -115,3 +115,14 @@ def reconstruct(low: torch.Tensor, details: list[torch.Tensor], wavelet: str = "
     for j in reversed(range(len(details))):
         x = idwt2(x, details[j] * s ** (j + 1), wavelet)
     return x
+
+
+def band_energy(details: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared coefficient of every detail band: [details_j (B,3C,h_j,w_j), j = 0 finest] -> (J, 3), row j =
+    (cH, cV, cD) of level j, averaged over images, channels and positions. Detail filters sum to zero, so for images
+    this is the band's variance; white noise of std σ gives σ² in every band of the orthonormal transform."""
+    for j, d in enumerate(details):
+        _check_image(d, f"band_energy (details[{j}])")
+        if d.shape[1] % 3:
+            raise ValueError(f"band_energy: details[{j}] has {d.shape[1]} channels, expected a multiple of 3")
+    return torch.stack([d.unflatten(1, (-1, 3)).square().mean((0, 1, 3, 4)) for d in details])

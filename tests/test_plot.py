@@ -85,3 +85,41 @@ def test_pyramid_layout_matches_pywt():
     plt.close(fig)
     with pytest.raises(ValueError, match="do not fit"):
         plot.pyramid(low, details[::-1])
+
+
+def test_band_energy_plots_every_band_per_level():
+    e = torch.tensor([[1e-3, 2e-3, 1e-4], [4e-3, 8e-3, 5e-4]])
+    fig = plot.band_energy({"faces": e, "other": 2 * e}, noise={"σ = 0.1": [0.01, 0.01]}, title="t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_title() == "t" and len(ax.lines) == 7
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), e[:, 1].numpy())  # faces, cV
+    np.testing.assert_allclose(ax.lines[3].get_xdata(), [1, 2])  # levels count from 1 (finest)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["faces: cH", "faces: cV"]
+    plt.close(fig)
+
+
+def test_density2d_draws_the_density_points_and_paths():
+    mean, var = np.array([0.3, 0.6]), 0.02  # isotropic Gaussian: its peak density is 1 / (2 pi var)
+    seen = []
+
+    def log_density(g):
+        seen.append(g)
+        return -((g - mean) ** 2).sum(1) / (2 * var) - np.log(2 * np.pi * var)
+    pts = np.random.default_rng(0).random((50, 2))
+    paths = np.random.default_rng(1).random((6, 3, 2))
+    fig = plot.density2d(log_density, extent=(0, 1, 0, 1.5), points=pts, paths=paths, n=101, title="t")
+    ax = fig.axes[0]
+    g = seen[0]
+    assert g.shape == (101 * 101, 2) and g.dtype == np.float64
+    np.testing.assert_allclose([g[:, 0].min(), g[:, 0].max(), g[:, 1].min(), g[:, 1].max()], [0, 1, 0, 1.5])
+    peak = 1 / (2 * np.pi * var)  # the grid holds the mean (0.3 = 30 steps of 0.01, 0.6 = 40 of 0.015)
+    cs = ax.collections[0]  # the filled contours of p = exp(log_density) span its range on the grid
+    assert cs.levels[0] <= 1e-12 and peak * (1 - 1e-9) <= cs.levels[-1] < 1.5 * peak
+    np.testing.assert_allclose(ax.collections[-1].get_offsets(), pts)
+    lines = ax.lines[:3]  # one line per trajectory, then start and end markers
+    for k, line in enumerate(lines):
+        np.testing.assert_allclose(line.get_xydata(), paths[:, k])
+    np.testing.assert_allclose(ax.lines[3].get_xydata(), paths[0])
+    np.testing.assert_allclose(ax.lines[4].get_xydata(), paths[-1])
+    assert ax.get_xlim() == (0, 1) and ax.get_ylim() == (0, 1.5) and ax.get_title() == "t"
+    plt.close(fig)

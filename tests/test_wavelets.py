@@ -142,3 +142,22 @@ def test_errors():
     low, details = dwt2(x)
     with pytest.raises(ValueError, match="details must have shape"):
         idwt2(low, details[:, :2])
+
+
+@pytest.mark.parametrize("name,mode", [("haar", "symmetric"), ("db4", "periodization")])
+def test_band_energy_matches_pywt_and_parseval(name, mode):
+    from mslcp.wavelets import band_energy
+
+    x = _rand((3, 2, 32, 16), seed=11)
+    low, details = decompose(x, 3, name)
+    e = band_energy(details)
+    ref = _wavedec2(x.numpy(), name, mode, 3)  # coarsest first
+    assert e.shape == (3, 3)
+    for j in range(3):
+        for k in range(3):  # numpy mean of squares of pywt's band k at level j
+            assert e[j, k].item() == pytest.approx(np.mean(ref[3 - j][k] ** 2), rel=1e-12)
+    # Parseval: each level's coefficient count (d.numel(), 3 equal bands) times its mean energy, summed, adds up to the energy of x
+    total = low.square().sum() + sum(d.numel() * e[j].mean() for j, d in enumerate(details))
+    assert total.item() == pytest.approx(float(np.sum(x.numpy() ** 2)), rel=1e-12)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        band_energy([details[0][:, :2]])
