@@ -32,7 +32,7 @@ def flat(kwargs, steps, sigma_range):
 
 
 def multiscale_small(ckpt):
-    """32x32 faces, J=2: a global low-pass net on 8x8 (rf 13 covers it) and rf-5 conditional nets per level. The
+    """32x32 faces, J=2: a low-pass net on 8x8 (rf 13: nearly global; corner to corner needs 15) and rf-5 conditional nets per level. The
     details are small ("average" normalization: a noise sigma on the image is sigma/2^(j+1) on level j's details),
     so the conditional nets train on sigma in [0, 0.1] (a wider range leaves too few examples where the details
     are visible); bias-free nets extend beyond it (chapter 2)."""
