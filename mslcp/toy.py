@@ -1,4 +1,4 @@
-"""Closed-form priors for tests and chapters 1 and 3: Gaussian mixtures, the exact blind Gaussian denoiser, and a
+"""Closed-form priors for tests and chapters 1 and 3: Gaussian mixtures, a blind Gaussian denoiser, and a
 small MLP denoiser of points that learns what the mixture gives in closed form.
 
 Everything works through eigendecompositions C = U diag(lam) U^T computed once, so C + sigma^2 I is diagonal in the
@@ -98,7 +98,10 @@ class MLPDenoiser(nn.Module):
 
 
 class GaussianDenoiser(nn.Module):
-    """Exact blind MMSE denoiser of the prior N(mu, C).
+    """Blind denoiser of the prior N(mu, C): the exact MMSE (Wiener) denoiser at a maximum-likelihood estimate of sigma.
+
+    Given sigma it is exact; blind, it is not the Bayes-optimal average over sigma (GaussianMixture.blind_denoise is),
+    but the estimate concentrates as d grows, so for images (d >= 100s) the two agree closely.
 
     mean: any shape with d entries (e.g. (d,) or an image (1,H,W)); cov (d,d). Input y (B,d) or (B,C,H,W) with
     C*H*W = d. sigma is estimated per image by maximum likelihood under y ~ N(mu, C + sigma^2 I) (bisection on the
