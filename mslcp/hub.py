@@ -19,6 +19,14 @@ def sha256(path) -> str:
     return h.hexdigest()
 
 
+def check(path, sha: str) -> Path:
+    """Return Path(path) if its SHA-256 is `sha`, else raise (a local copy that is corrupt or a different file)."""
+    if (got := sha256(path)) != sha:
+        raise RuntimeError(f"{path} has SHA-256 {got}, expected {sha}: corrupt or a different file (restore it "
+                           f"from its source, or delete it)")
+    return Path(path)
+
+
 def fetch(url: str, dest, sha: str | None = None) -> Path:
     """Return `dest`, downloading `url` there first if it is missing.
 
@@ -27,9 +35,7 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
     """
     dest = Path(dest)
     if dest.exists():
-        if sha is None or sha256(dest) == sha:
-            return dest
-        raise RuntimeError(f"{dest} does not match its SHA-256 ({sha}); delete it to download again")
+        return dest if sha is None else check(dest, sha)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
     try:
@@ -56,10 +62,6 @@ REPO = Path(__file__).resolve().parents[1]
 def asset(rel: str, sha: str) -> Path:
     """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"): the checkout's copy when there
     is one (a pip install, as in Colab, has none: then downloaded from the repository and cached), SHA-256 checked."""
-    local = REPO / rel
-    if local.exists():
-        if (got := sha256(local)) != sha:
-            raise RuntimeError(f"{local} has SHA-256 {got}, expected {sha}: restore it from git (or regenerate it "
-                               f"and update the hash in mslcp)")
-        return local
+    if (local := REPO / rel).exists():
+        return check(local, sha)
     return fetch(REPO_RAW + rel, cache_dir() / "assets" / rel, sha)
