@@ -30,7 +30,7 @@ def _float(x):
     return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
-def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0), patch_size=None,
+def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), patch_size=None,
           test_data=None, test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None,
           checkpoint_every=500, device=None, amp=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
@@ -39,7 +39,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0),
     model.in_channels. If model.in_channels > model.out_channels the model is conditional: the first
     in-out channels are the clean condition, the last out_channels the target, called
     model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) and a random
-    patch_size crop (None: whole images). Every eval_every steps the history gets the mean loss of
+    patch_size crop (None: whole images). The learning rate is lr throughout, or with lr_end it
+    follows a cosine from lr at step 0 to lr_end at the last step (see `learning_rate`). Every eval_every steps the history gets the mean loss of
     the window ('step', 'loss') and, with test_data (M, K, h, w), the mean PSNR (dB) of the target at
     each of test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
     checkpoint: path written atomically every checkpoint_every steps and at the end; if it exists the
@@ -67,6 +68,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0),
     lo, hi = sigma_range
     if not 0 <= lo <= hi:
         raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
+    if not (lr > 0 and (lr_end is None or 0 <= lr_end <= lr)):
+        raise ValueError(f"need lr > 0 and 0 <= lr_end <= lr, got lr={lr}, lr_end={lr_end}")
 
     cuda = device.type == "cuda"
     amp = amp and cuda
@@ -84,8 +87,6 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0),
         except RuntimeError as e:
             raise RuntimeError(f"checkpoint {checkpoint} does not match the model: {e}") from None
         opt.load_state_dict(ck["optimizer"])
-        for group in opt.param_groups:
-            group["lr"] = lr
         if ck["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(ck["scaler"])
         start, history, window = ck["step"], ck["history"], [ck["window"][0].to(device), ck["window"][1]]
@@ -119,6 +120,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0),
     model.train()
     bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc="train")
     for step in range(start, steps):
+        for group in opt.param_groups:  # a function of the step only: a resumed run follows the same schedule
+            group["lr"] = learning_rate(step, steps, lr, lr_end)
         g.manual_seed(_mix(seed, step))
         if ng is not g:
             ng.manual_seed(_mix(seed, step))
@@ -159,6 +162,13 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, sigma_range=(0.0, 1.0),
     bar.close()
     model.to(memory_format=torch.contiguous_format).eval()
     return history
+
+
+def learning_rate(step, steps, lr, lr_end=None):
+    """The learning rate of `train` at step (0-based) of steps: lr, or a cosine from lr (step 0) to lr_end."""
+    if lr_end is None or steps <= 1:
+        return lr
+    return lr_end + (lr - lr_end) * (1 + math.cos(math.pi * step / (steps - 1))) / 2
 
 
 def throughput(model, patch_size=40, batch_size=64, steps=10, device=None, amp=False) -> float:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mslcp.train import throughput, train
+from mslcp.train import learning_rate, throughput, train
 
 
 class Flat(nn.Module):
@@ -52,25 +52,42 @@ def smooth_data(n=16, c=1, size=12, seed=0):
     return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_at(model, step):
+    """Make the model raise in its training forward pass of the given (1-based) step, as a killed run would."""
+    calls = [0]
+
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+            if calls[0] == step:
+                raise Interrupt
+    return model.register_forward_pre_hook(hook)
+
+
 @pytest.mark.parametrize("kind", ["flat", "cond"])
 def test_resume_is_bit_identical(tmp_path, kind):
     make = Flat if kind == "flat" else Cond
     data = smooth_data(c=make().in_channels)
-    kw = dict(batch_size=4, patch_size=8, lr=3e-3, eval_every=4, checkpoint_every=3, progress=False,
+    # with a decaying learning rate: the resumed run must pick up the schedule where it stopped
+    kw = dict(batch_size=4, patch_size=8, lr=3e-3, lr_end=1e-4, eval_every=4, checkpoint_every=3, progress=False,
               test_data=data[:3], seed=7)
     a = make(seed=1)
     ha = train(a, data, steps=14, checkpoint=tmp_path / "a.pt", **kw)
     b = make(seed=1)
-    train(b, data, steps=7, checkpoint=tmp_path / "b.pt", **kw)
+    interrupt_at(b, 8)  # killed during step 8: the last checkpoint is that of step 6
+    with pytest.raises(Interrupt):
+        train(b, data, steps=14, checkpoint=tmp_path / "b.pt", **kw)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["step"] == 6
     b = make(seed=2)  # a fresh instance with other initial weights: everything comes from the checkpoint
     hb = train(b, data, steps=14, checkpoint=tmp_path / "b.pt", **kw)
     assert not a.training and not b.training
     for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), n
-    # the stopped run also logged its last step (7): the rest of the history is the same
-    assert ha["step"] == [4, 8, 12, 14] and hb["step"] == [4, 7, 8, 12, 14] and len(ha["test_psnr"][0]) == 4
-    assert ha["test_psnr"] == [p for s, p in zip(hb["test_step"], hb["test_psnr"]) if s != 7]
-    assert ha["loss"][-2:] == hb["loss"][-2:]
+    assert ha == hb and ha["step"] == [4, 8, 12, 14] and len(ha["test_psnr"][0]) == 4
     # the checkpoint loads with weights_only=True and holds the final state
     ck = torch.load(tmp_path / "b.pt", weights_only=True)
     assert ck["step"] == 14 and torch.equal(ck["model"]["net.0.weight"], a.net[0].weight)
@@ -78,6 +95,26 @@ def test_resume_is_bit_identical(tmp_path, kind):
     c = make(seed=3)
     assert train(c, data, steps=10, checkpoint=tmp_path / "b.pt", **kw) == hb
     assert torch.equal(c.net[0].weight, a.net[0].weight)
+
+
+def test_cosine_learning_rate_matches_torch_scheduler(tmp_path):
+    # independent reference: torch's CosineAnnealingLR over steps - 1 intervals, eta_min = lr_end
+    steps, lr, lr_end = 11, 2e-3, 1e-4
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps - 1, eta_min=lr_end)
+    for step in range(steps):
+        assert learning_rate(step, steps, lr, lr_end) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
+    assert learning_rate(5, steps, lr) == lr  # no lr_end: constant
+    # train() applies it: the optimizer saved at the end holds the rate of the last step, lr_end
+    data = smooth_data()
+    kw = dict(batch_size=4, patch_size=8, lr=lr, lr_end=lr_end, checkpoint_every=4, progress=False)
+    train(Flat(), data, steps=4, checkpoint=tmp_path / "a.pt", **kw)
+    last = torch.load(tmp_path / "a.pt", weights_only=True)["optimizer"]["param_groups"][0]["lr"]
+    assert last == pytest.approx(learning_rate(3, 4, lr, lr_end)) and last == pytest.approx(lr_end)
+    with pytest.raises(ValueError, match="lr_end"):
+        train(Flat(), data, steps=2, batch_size=4, lr=1e-3, lr_end=1e-2, progress=False)
 
 
 def test_loss_goes_down_and_psnr_goes_up():
