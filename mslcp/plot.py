@@ -68,10 +68,15 @@ def psnr_vs_sigma(sigmas, curves, train_range=None, title=None, ax=None):
     return fig
 
 
-def filters(rows, image=None, pixels=None, titles=None, size=1.8, cmap="RdBu_r"):
+def filters(rows, image=None, pixels=None, titles=None, crop=None, size=1.8, cmap="RdBu_r"):
     """Adaptive filters: Jacobian rows (K,H,W) of a locally linear denoiser, D(y) = J(y) y, each on a symmetric
-    colour scale with a colour bar. Optionally the image first, with the K output pixels (row, col) marked."""
+    colour scale with a colour bar. Optionally the image first, with the K output pixels (row, col) marked;
+    crop=r shows only the (2r+1)x(2r+1) window of each row centred on its pixel (clipped at the borders)."""
     rows = _list(rows)
+    if crop is not None:
+        if pixels is None:
+            raise ValueError("filters: crop needs the pixels the rows belong to")
+        rows = [r[max(i - crop, 0):i + crop + 1, max(j - crop, 0):j + crop + 1] for r, (i, j) in zip(rows, pixels)]
     n = len(rows) + (image is not None)
     size = min(size, (WIDTH - 0.6) / n)
     fig, axes = plt.subplots(1, n, figsize=(size * n + 0.6, size + 0.4), squeeze=False, layout="constrained")

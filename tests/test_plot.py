@@ -60,7 +60,15 @@ def test_psnr_trajectory_filters_return_figures():
     vmax = rows.abs().max().item()
     assert all(np.allclose(c, (-vmax, vmax)) for c in clims)  # one symmetric scale, with a colour bar
     assert len(fig3.axes) == 5
-    for f in (fig, fig2, fig3):
+    # crop: the window of each row around its own pixel, clipped at the border
+    fig4 = plot.filters(rows, pixels=[(1, 1), (4, 4), (7, 2)], crop=2)
+    shown = [np.asarray(ax.images[0].get_array()) for ax in fig4.axes[:3]]
+    np.testing.assert_array_equal(shown[0], rows[0, 0:4, 0:4].numpy())
+    np.testing.assert_array_equal(shown[1], rows[1, 2:7, 2:7].numpy())
+    np.testing.assert_array_equal(shown[2], rows[2, 5:9, 0:5].numpy())
+    with pytest.raises(ValueError, match="pixels"):
+        plot.filters(rows, crop=2)
+    for f in (fig, fig2, fig3, fig4):
         plt.close(f)
 
 
