@@ -67,6 +67,18 @@ class GaussianMixture:
         per = self.means + torch.einsum("kij,nkj->nki", self.U, self.lam / var * c)
         return torch.einsum("nk,nki->ni", logp.softmax(-1), per)
 
+    def ml_sigma(self, y, lo=1e-4, hi=4.0, k=10, rounds=5):
+        """Maximum-likelihood noise level of a cloud y (n,d) of points x_i + sigma z_i sharing one sigma:
+        argmax over [lo, hi] of sum_i log p_sigma(y_i), on a k-point grid in log sigma refined `rounds` times
+        around its best point (a float)."""
+        a, b = math.log(lo), math.log(hi)
+        for _ in range(rounds):
+            log_s = torch.linspace(a, b, k, dtype=y.dtype)
+            ll = self.log_prob(y.repeat(k, 1), log_s.exp().repeat_interleave(len(y))).view(k, -1).sum(1)
+            i = int(ll.argmax())
+            a, b = float(log_s[max(i - 1, 0)]), float(log_s[min(i + 1, k - 1)])
+        return math.exp(float(log_s[i]))
+
     def blind_denoise(self, y, sigmas, weights=None):
         """Exact MMSE denoiser when sigma is unknown, drawn from the prior `weights` (default uniform) over the grid
         `sigmas` (m,): sum_s p(s | y) E[x | y, s], p(s | y) proportional to weights_s p_s(y). (n,d) -> (n,d).
