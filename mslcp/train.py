@@ -26,11 +26,17 @@ def _split(model, x, sigma, noise):
     return target, (model(x[:, :k], noisy) if k else model(noisy))
 
 
+def _sigmas(u, lo, hi, log):
+    """Map uniforms u in [0,1) to noise levels: uniform on [lo, hi], or log-uniform (log=True, lo > 0)."""
+    return lo * (hi / lo) ** u if log else lo + (hi - lo) * u
+
+
 def _float(x):
     return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
-def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), patch_size=None,
+def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
+          patch_size=None,
           test_data=None, test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None,
           checkpoint_every=500, device=None, amp=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
@@ -38,8 +44,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     data: (N, K, H, W) clean examples, float in [0, 1] or uint8 (converted per batch), K =
     model.in_channels. If model.in_channels > model.out_channels the model is conditional: the first
     in-out channels are the clean condition, the last out_channels the target, called
-    model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) and a random
-    patch_size crop (None: whole images). The learning rate is lr throughout, or with lr_end it
+    model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or with
+    log_sigma log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as at large,
+    where the mean squared error would otherwise neglect small σ), and a random patch_size crop (None: whole images). The learning rate is lr throughout, or with lr_end it
     follows a cosine from lr at step 0 to lr_end at the last step (see `learning_rate`). Every eval_every steps the history gets the mean loss of
     the window ('step', 'loss') and, with test_data (M, K, h, w), the mean PSNR (dB) of the target at
     each of test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
@@ -68,6 +75,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     lo, hi = sigma_range
     if not 0 <= lo <= hi:
         raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
+    if log_sigma and lo == 0:
+        raise ValueError(f"log_sigma needs sigma_range with low > 0, got {sigma_range}")
     if not (lr > 0 and (lr_end is None or 0 <= lr_end <= lr)):
         raise ValueError(f"need lr > 0 and 0 <= lr_end <= lr, got lr={lr}, lr_end={lr_end}")
 
@@ -128,7 +137,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         idx = torch.randint(N, (batch_size, 1, 1), generator=g)
         rows = torch.randint(H - ph + 1, (batch_size, 1, 1), generator=g) + torch.arange(ph).view(1, -1, 1)
         cols = torch.randint(W - pw + 1, (batch_size, 1, 1), generator=g) + torch.arange(pw).view(1, 1, -1)
-        sigma = (lo + (hi - lo) * torch.rand(batch_size, 1, 1, 1, generator=g)).to(device)
+        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, generator=g), lo, hi, log_sigma).to(device)
         x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)
         x = _float(x.to(device, non_blocking=True)).contiguous(memory_format=fmt)
         noise = torch.randn((batch_size, cout, ph, pw), generator=ng, device=device)

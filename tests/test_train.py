@@ -1,10 +1,11 @@
 import importlib.util
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from mslcp.train import learning_rate, throughput, train
+from mslcp.train import _sigmas, learning_rate, throughput, train
 
 
 class Flat(nn.Module):
@@ -115,6 +116,20 @@ def test_cosine_learning_rate_matches_torch_scheduler(tmp_path):
     assert last == pytest.approx(learning_rate(3, 4, lr, lr_end)) and last == pytest.approx(lr_end)
     with pytest.raises(ValueError, match="lr_end"):
         train(Flat(), data, steps=2, batch_size=4, lr=1e-3, lr_end=1e-2, progress=False)
+
+
+def test_noise_levels_uniform_and_log_uniform():
+    u = torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = _sigmas(u, 0.1, 0.5, False)
+    assert s.min() >= 0.1 and s.max() <= 0.5 and abs(s.mean() - 0.3) < 1e-3  # U(0.1, 0.5): mean 0.3
+    s = _sigmas(u, 1e-3, 1.0, True)
+    a, b = math.log(1e-3), 0.0  # log-uniform: log s ~ U(a, b), so P(s < 0.01) = 1/3 and the mean is (1 - 1e-3)/(b - a)
+    assert s.min() >= 1e-3 and s.max() <= 1.0
+    assert abs(float((s < 0.01).double().mean()) - 1 / 3) < 5e-3
+    assert abs(float(s.log().mean()) - (a + b) / 2) < 0.02 and abs(float(s.log().var()) - (b - a) ** 2 / 12) < 0.05
+    assert abs(float(s.mean()) - (1 - 1e-3) / (b - a)) < 2e-3
+    with pytest.raises(ValueError, match="low > 0"):
+        train(Flat(), smooth_data(), steps=1, batch_size=2, log_sigma=True, progress=False)
 
 
 def test_loss_goes_down_and_psnr_goes_up():
