@@ -151,9 +151,9 @@ def load(path, device="cpu"):
 SHIPPED = {
     "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
     "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",
-    "flat_rf5": "70c2bff4747a9a0525fee0441cde451a710a63a939265b727adf16ba0e39a574",
-    "flat_rf33": "0d4cb9ef921a725b4561b2fb2bb90a0fc252c13af1db9f627ca995894d6c6ab2",
-    "multiscale_rf5": "8d167e37cb137c66ae09d7810cf6e7cc0f5e9dd45e4d920d388bbb410ddb4aa8",
+    "flat_rf5": "527efe28dee8a364d79f48cb6a007f07a8c0c8553fc8ce74cdb712edc0d31048",
+    "flat_rf33": "b8e8ad806583a2aab2bb9e7a121eaef89cae32477dadd9f2dcff3464b8b632ca",
+    "multiscale_rf5": "61d050e66b2e63b4c05f9c65e8e7caf8e0257b3ace9f030921da5e4c723be25e",
 }
 
 
