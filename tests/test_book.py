@@ -19,6 +19,7 @@ yaml = pytest.importorskip("yaml", reason="the book extra (jupyter-book, PyYAML)
 pytestmark = pytest.mark.book
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
+TILE = 10_000  # screenshot height (px): a page taller than this is shot in several tiles
 HTML = BUILD / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -135,9 +136,10 @@ def test_pages_render_in_headless_browser(build, server, browser):
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
                   and _ours(e["message"], server)]
         height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(1280, min(max(height, 800), 12000))
-        browser.execute_script("window.scrollTo(0, 0)")
-        browser.save_screenshot(str(shots / f"{Path(chapter).name}.png"))
+        for k, top in enumerate(range(0, height, TILE)):  # the whole page, in tiles of at most TILE pixels
+            browser.set_window_size(1280, max(min(height - top, TILE), 800))
+            browser.execute_script(f"window.scrollTo(0, {top})")
+            browser.save_screenshot(str(shots / f"{Path(chapter).name}{f'-{k + 1}' if k else ''}.png"))
         browser.set_window_size(1280, 1000)
         if not figures:
             failures.append(f"{chapter}: no figure rendered (images: {images})")
