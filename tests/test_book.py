@@ -1,5 +1,6 @@
 """The book: it builds with warnings as errors (executing every chapter), and every chapter page renders in a
-real headless browser (Debian's chromium through selenium) with its figures and no console errors.
+real headless browser (Debian's chromium through selenium) with its figures, no console errors, and every formula
+typeset by MathJax without an error (a local MathJax 3 that .ci/setup installs with npm stands in for the CDN's).
 Both run in `bash .ci/run`; deselect them with `-m "not book"`. Screenshots go to _build/screenshots/."""
 import functools
 import http.server
@@ -23,6 +24,23 @@ TILE = 10_000  # screenshot height (px): a page taller than this is shot in seve
 HTML = BUILD / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+MATHJAX = Path(os.environ.get("MSLCP_MATHJAX", ROOT / ".venv" / "mathjax" / "node_modules" / "mathjax" / "es5"))
+# Load the local MathJax into a page whose CDN copy could not load (the page's window.MathJax config stays), with
+# undefined macros as errors, typeset, and report: formulas typeset, and the TeX and message of each error.
+TYPESET = """
+const done = arguments[arguments.length - 1];
+window.MathJax = Object.assign(window.MathJax || {}, {tex: {packages: {'[-]': ['noundefined']}}});
+const s = document.createElement('script');
+s.src = '/_mathjax/tex-mml-chtml.js';
+s.onerror = () => done({error: 'could not load ' + s.src});
+s.onload = () => MathJax.startup.promise.then(() => {
+  const math = Array.from(MathJax.startup.document.math);
+  const bad = math.filter(m => m.typesetRoot && m.typesetRoot.querySelector('mjx-merror'));
+  done({typeset: math.length, errors: bad.map(m => m.math + '  ->  ' +
+        m.typesetRoot.querySelector('mjx-merror').getAttribute('data-mjx-error'))});
+}, e => done({error: String(e)}));
+document.head.appendChild(s);
+"""
 
 
 def toc_files(node=None):
@@ -80,6 +98,11 @@ def server(build):
         def log_message(self, *args):
             pass
 
+        def translate_path(self, path):  # /_mathjax/... from the local MathJax
+            if path.startswith("/_mathjax/"):
+                return str(MATHJAX / path.split("?")[0][len("/_mathjax/"):])
+            return super().translate_path(path)
+
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -114,12 +137,16 @@ def _ours(message, base):
     return "favicon" not in message and (not url.startswith(("http://", "https://")) or url.startswith(base))
 
 
-def test_pages_render_in_headless_browser(build, server, browser):
+@pytest.fixture(scope="module")
+def pages(build, server, browser):
+    """Open every chapter page once: {chapter: (images [src, width], console errors, math report or None)}.
+    Screenshots of the whole pages (math typeset when MathJax is there) go to _build/screenshots."""
     assert build[0] == 0, "the book did not build (see the test above)"
     shots = BUILD / "screenshots"
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
-    failures = []
+    browser.set_script_timeout(120)
+    seen = {}
     for chapter in chapters():
         browser.get_log("browser")  # drop what earlier pages logged
         browser.get(f"{server}/{chapter}.html")
@@ -130,21 +157,42 @@ def test_pages_render_in_headless_browser(build, server, browser):
             time.sleep(0.2)
         images = browser.execute_script(
             "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
-        local = [(src, w) for src, w in images if src.startswith(server)]
-        figures = [src for src, w in local if w > 0 and "/_images/" in src]
-        broken = [src for src, w in local if w == 0]
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
                   and _ours(e["message"], server)]
+        math = browser.execute_async_script(TYPESET) if (MATHJAX / "tex-mml-chtml.js").exists() else None
         height = browser.execute_script("return document.documentElement.scrollHeight")
         for k, top in enumerate(range(0, height, TILE)):  # the whole page, in tiles of at most TILE pixels
             browser.set_window_size(1280, max(min(height - top, TILE), 800))
             browser.execute_script(f"window.scrollTo(0, {top})")
             browser.save_screenshot(str(shots / f"{Path(chapter).name}{f'-{k + 1}' if k else ''}.png"))
         browser.set_window_size(1280, 1000)
+        seen[chapter] = images, errors, math
+    return seen
+
+
+def test_pages_render_in_headless_browser(pages, server):
+    failures = []
+    for chapter, (images, errors, _) in pages.items():
+        local = [(src, w) for src, w in images if src.startswith(server)]
+        figures = [src for src, w in local if w > 0 and "/_images/" in src]
+        broken = [src for src, w in local if w == 0]
         if not figures:
             failures.append(f"{chapter}: no figure rendered (images: {images})")
         if broken:
             failures.append(f"{chapter}: broken images {broken}")
         if errors:
             failures.append(f"{chapter}: console errors {errors}")
+    assert not failures, "\n".join(failures)
+
+
+def test_math_typesets_without_errors(pages):
+    if not (MATHJAX / "tex-mml-chtml.js").exists():
+        pytest.skip(f"no local MathJax at {MATHJAX} (.ci/setup installs it with npm; or set MSLCP_MATHJAX)")
+    failures = []
+    for chapter, (_, _, math) in pages.items():
+        if "error" in math:
+            failures.append(f"{chapter}: {math['error']}")
+        elif math["errors"] or math["typeset"] == 0:
+            failures.append(f"{chapter}: {math['typeset']} formulas, errors: " + "; ".join(math["errors"]))
+    print({chapter: math for chapter, (_, _, math) in pages.items()})
     assert not failures, "\n".join(failures)
