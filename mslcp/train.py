@@ -36,20 +36,20 @@ def _float(x):
 
 
 def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
-          patch_size=None,
-          test_data=None, test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None,
+          patch_size=None, test_data=None, test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None,
           checkpoint_every=500, device=None, amp=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
     data: (N, K, H, W) clean examples, float in [0, 1] or uint8 (converted per batch), K =
     model.in_channels. If model.in_channels > model.out_channels the model is conditional: the first
     in-out channels are the clean condition, the last out_channels the target, called
-    model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or with
-    log_sigma log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as at large,
-    where the mean squared error would otherwise neglect small σ), and a random patch_size crop (None: whole images). The learning rate is lr throughout, or with lr_end it
-    follows a cosine from lr at step 0 to lr_end at the last step (see `learning_rate`). Every eval_every steps the history gets the mean loss of
-    the window ('step', 'loss') and, with test_data (M, K, h, w), the mean PSNR (dB) of the target at
-    each of test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
+    model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or
+    with log_sigma log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as
+    at large, which the mean squared error would otherwise neglect), and a random patch_size crop (None:
+    whole images). The learning rate is lr throughout, or with lr_end a cosine from lr at step 0 to lr_end
+    at the last step (`learning_rate`). Every eval_every steps the history gets the mean loss of the window
+    ('step', 'loss') and, with test_data (M, K, h, w), the mean PSNR (dB) of the target at each of
+    test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
     checkpoint: path written atomically every checkpoint_every steps and at the end; if it exists the
     run resumes from it (bit-identical to an uninterrupted run on the same device), and if it is
     already at >= steps the model gets its weights and its history is returned without training.
