@@ -1,6 +1,6 @@
 """Train the small checkpoints the book ships (data/checkpoints/NAME.safetensors), on synthetic faces, on a CPU.
 
-    python data/make_checkpoints.py            # every recipe (about 1.5 hours on one idle CPU core)
+    python data/make_checkpoints.py            # every recipe (about an hour on one idle CPU core)
     python data/make_checkpoints.py bf_small   # one recipe
 
 Runs resume from runs/NAME.pt when interrupted. Afterwards, put the printed SHA-256 lines into
