@@ -161,10 +161,13 @@ def pages(build, server, browser):
                   and _ours(e["message"], server)]
         math = browser.execute_async_script(TYPESET) if (MATHJAX / "tex-mml-chtml.js").exists() else None
         height = browser.execute_script("return document.documentElement.scrollHeight")
-        for k, top in enumerate(range(0, height, TILE)):  # the whole page, in tiles of at most TILE pixels
-            browser.set_window_size(1280, max(min(height - top, TILE), 800))
+        top, k = 0, 0
+        chrome = browser.execute_script("return window.outerHeight - window.innerHeight")  # window minus viewport
+        while top < height:  # the whole page, in tiles of at most TILE pixels (the last one may overlap)
+            browser.set_window_size(1280, max(min(height - top + chrome, TILE), 800))
             browser.execute_script(f"window.scrollTo(0, {top})")
             browser.save_screenshot(str(shots / f"{Path(chapter).name}{f'-{k + 1}' if k else ''}.png"))
+            top, k = top + browser.execute_script("return window.innerHeight"), k + 1
         browser.set_window_size(1280, 1000)
         seen[chapter] = images, errors, math
     return seen
