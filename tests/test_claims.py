@@ -10,12 +10,7 @@ import torch
 from mslcp import data, metrics, nets, pretrained, sampling, wavelets
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def psnr(model, x, noise, s):

@@ -38,13 +38,7 @@ class Cond(nn.Module):
         return noisy - self.net(torch.cat([low, noisy], 1))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny nets on a shared 2-core machine: OpenMP threads waiting on each other cost 10-20x
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def smooth_data(n=16, c=1, size=12, seed=0):

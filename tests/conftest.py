@@ -1,0 +1,12 @@
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one thread: tiny nets on a shared 2-core machine lose 10-20x to OpenMP threads waiting on
+    each other. Modules opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
