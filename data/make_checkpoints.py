@@ -42,13 +42,13 @@ def multiscale_small(ckpt):
     x, x_test = faces()
     low = nets.BFCNN(width=32, depth=8, rf=13)
     train.train(low, multiscale.lowpass_data(x, 2), steps=6000, batch_size=64, lr_end=1e-5, sigma_range=(1e-3, 1.0),
-                log_sigma=True, test_data=multiscale.lowpass_data(x_test, 2), eval_every=100, checkpoint=ckpt.with_suffix(".low.pt"),
-                checkpoint_every=100, seed=0)
+                log_sigma=True, test_data=multiscale.lowpass_data(x_test, 2), eval_every=100,
+                checkpoint=ckpt.with_suffix(".low.pt"), checkpoint_every=100, seed=0)
     conds = []
     for j in range(2):
         c = nets.ConditionalBFCNN(width=32, depth=8, rf=5)
-        train.train(c, multiscale.training_data(x, j), steps=3000, batch_size=64, lr_end=1e-5, sigma_range=(0.0, 0.1),
-                    test_data=multiscale.training_data(x_test, j), test_sigmas=(0.0125, 0.025, 0.05, 0.1),
+        train.train(c, multiscale.training_data(x, j), steps=3000, batch_size=64, lr_end=1e-5,
+                    sigma_range=(0.0, 0.1), test_data=multiscale.training_data(x_test, j), test_sigmas=(0.0125, 0.025, 0.05, 0.1),
                     eval_every=100, checkpoint=ckpt.with_suffix(f".level{j}.pt"), checkpoint_every=100, seed=j + 1)
         conds.append(c)
     return multiscale.MultiScaleDenoiser(low, conds)

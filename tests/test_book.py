@@ -25,6 +25,7 @@ HTML = BUILD / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 MATHJAX = Path(os.environ.get("MSLCP_MATHJAX", ROOT / ".venv" / "mathjax" / "node_modules" / "mathjax" / "es5"))
+HAVE_MATHJAX = (MATHJAX / "tex-mml-chtml.js").exists()
 # Load the local MathJax into a page whose CDN copy could not load (the page's window.MathJax config stays), with
 # undefined macros as errors, typeset, and report: formulas typeset, and the TeX and message of each error.
 TYPESET = """
@@ -159,7 +160,7 @@ def pages(build, server, browser):
             "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
                   and _ours(e["message"], server)]
-        math = browser.execute_async_script(TYPESET) if (MATHJAX / "tex-mml-chtml.js").exists() else None
+        math = browser.execute_async_script(TYPESET) if HAVE_MATHJAX else None
         height = browser.execute_script("return document.documentElement.scrollHeight")
         top, k = 0, 0
         chrome = browser.execute_script("return window.outerHeight - window.innerHeight")  # window minus viewport
@@ -189,7 +190,7 @@ def test_pages_render_in_headless_browser(pages, server):
 
 
 def test_math_typesets_without_errors(pages):
-    if not (MATHJAX / "tex-mml-chtml.js").exists():
+    if not HAVE_MATHJAX:
         pytest.skip(f"no local MathJax at {MATHJAX} (.ci/setup installs it with npm; or set MSLCP_MATHJAX)")
     failures = []
     for chapter, (_, _, math) in pages.items():
