@@ -48,8 +48,8 @@ def multiscale_small(ckpt):
     for j in range(2):
         c = nets.ConditionalBFCNN(width=32, depth=8, rf=5)
         train.train(c, multiscale.training_data(x, j), steps=3000, batch_size=64, lr_end=1e-5,
-                    sigma_range=(0.0, 0.1), test_data=multiscale.training_data(x_test, j), test_sigmas=(0.0125, 0.025, 0.05, 0.1),
-                    eval_every=100, checkpoint=ckpt.with_suffix(f".level{j}.pt"), checkpoint_every=100, seed=j + 1)
+                    sigma_range=(0.0, 0.1), test_data=multiscale.training_data(x_test, j),
+                    test_sigmas=(0.0125, 0.025, 0.05, 0.1), eval_every=100, checkpoint=ckpt.with_suffix(f".level{j}.pt"), checkpoint_every=100, seed=j + 1)
         conds.append(c)
     return multiscale.MultiScaleDenoiser(low, conds)
 
