@@ -31,7 +31,7 @@ def flat(kwargs, steps, sigma_range, lr_end=None):
     return make
 
 
-def multiscale_small(ckpt):
+def multiscale_small(ckpt, rf=5):
     """32x32 faces, J=2: a low-pass net on 8x8 (rf 13: nearly global; corner to corner needs 15) and rf-5 conditional
     nets per level. The low-pass net sees sigma/4 when the model denoises an image at sigma, but the whole range
     when Algorithm 2 draws x_J: it trains on log-uniform sigma in [0.001, 1]. (Measured with 6000 steps: uniform sigma
@@ -40,18 +40,24 @@ def multiscale_small(ckpt):
     so the conditional nets train on sigma in [0, 0.1] (a wider range leaves too few examples where the details
     are visible); bias-free nets extend beyond it (chapter 2)."""
     x, x_test = faces()
+    if rf != 5:  # the other receptive fields share multiscale_rf5's low-pass net: only the conditionals differ
+        return multiscale.MultiScaleDenoiser(pretrained.shipped("multiscale_rf5").low, conditionals(x, x_test, rf, ckpt))
     low = nets.BFCNN(width=32, depth=8, rf=13)
     train.train(low, multiscale.lowpass_data(x, 2), steps=6000, batch_size=64, lr_end=1e-5, sigma_range=(1e-3, 1.0),
                 log_sigma=True, test_data=multiscale.lowpass_data(x_test, 2), eval_every=100,
                 checkpoint=ckpt.with_suffix(".low.pt"), checkpoint_every=100, seed=0)
+    return multiscale.MultiScaleDenoiser(low, conditionals(x, x_test, rf, ckpt))
+
+
+def conditionals(x, x_test, rf, ckpt):
     conds = []
     for j in range(2):
-        c = nets.ConditionalBFCNN(width=32, depth=8, rf=5)
+        c = nets.ConditionalBFCNN(width=32, depth=8, rf=rf)
         train.train(c, multiscale.training_data(x, j), steps=3000, batch_size=64, lr_end=1e-5,
                     sigma_range=(0.0, 0.1), test_data=multiscale.training_data(x_test, j),
                     test_sigmas=(0.0125, 0.025, 0.05, 0.1), eval_every=100, checkpoint=ckpt.with_suffix(f".level{j}.pt"), checkpoint_every=100, seed=j + 1)
         conds.append(c)
-    return multiscale.MultiScaleDenoiser(low, conds)
+    return conds
 
 
 RECIPES = {  # name -> function(checkpoint path) -> trained model
@@ -64,6 +70,13 @@ RECIPES = {  # name -> function(checkpoint path) -> trained model
     "flat_rf33": flat(dict(width=24, depth=16, rf=33), 5000, (0.0, 1.0), lr_end=1e-5),
     # chapter 4 and later: the multi-scale model of 32x32 faces
     "multiscale_rf5": multiscale_small,
+    # chapter 5: equal-capacity families (depth 8, width 32, the same training budget as flat_rf5 / multiscale_rf5);
+    # the receptive field is set by the kernel layout alone (nets.kernel_layout)
+    "flat_rf9": flat(dict(width=32, depth=8, rf=9), 4000, (0.0, 1.0), lr_end=1e-5),
+    "flat_rf13": flat(dict(width=32, depth=8, rf=13), 4000, (0.0, 1.0), lr_end=1e-5),
+    "flat_rf17": flat(dict(width=32, depth=8, rf=17), 4000, (0.0, 1.0), lr_end=1e-5),
+    "multiscale_rf9": lambda ckpt: multiscale_small(ckpt, rf=9),
+    "multiscale_rf13": lambda ckpt: multiscale_small(ckpt, rf=13),
 }
 
 if __name__ == "__main__":
