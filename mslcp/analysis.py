@@ -1,4 +1,5 @@
-"""Looking inside a denoiser (Chapter 2): Jacobians, adaptive filters, effective dimension, noise level.
+"""Looking inside a denoiser (Chapters 2, 5): Jacobians, adaptive filters and their locality, effective dimension,
+noise level.
 
 A bias-free denoiser is locally linear, D(y) = J(y) y with J(y) = ∂D/∂y (d×d, d = C·H·W): row k of J is the
 adaptive filter that computes output pixel k. `denoiser` is any callable (B,C,H,W) -> (B,C,H,W) that treats the
@@ -39,6 +40,25 @@ def jacobian_rows(denoiser, y, pixels, channel=0):
     out = denoiser(y)
     rows = [torch.autograd.grad(out[:, channel, int(i), int(j)].sum(), y, retain_graph=True)[0] for i, j in pixels]
     return torch.stack(rows, 1)
+
+
+def energy_within(rows, pixels, radii):
+    """Locality of Jacobian rows: the fraction of a row's energy (squares summed over input channels) that lies
+    within distance r of its own pixel, i.e. in the (2r+1)x(2r+1) square centred on it, in the rows' own pixels,
+    averaged over rows. rows (B,K,C,H,W) as from jacobian_rows at pixels [(i, j)] * K; radii: ints >= 0.
+    -> (len(radii),) float64; the entry for r >= rf // 2 is 1 for a net with receptive field rf."""
+    if rows.ndim != 5 or rows.shape[1] != len(pixels):
+        raise ValueError(f"rows must be (B,K,C,H,W) with K = len(pixels) = {len(pixels)}, got {tuple(rows.shape)}")
+    if any(int(r) != r or r < 0 for r in radii):
+        raise ValueError(f"radii must be integers >= 0, got {list(radii)}")
+    e = rows.detach().double().square().sum(2)  # (B,K,H,W)
+    total = e.sum((-2, -1))
+    if (total == 0).any():
+        raise ValueError("a Jacobian row is all zeros: its energy cannot be split")
+    p = torch.as_tensor(pixels, device=e.device).view(-1, 2, 1, 1)
+    i, j = (torch.arange(n, device=e.device) for n in e.shape[-2:])
+    dist = torch.maximum((i.view(-1, 1) - p[:, 0]).abs(), (j - p[:, 1]).abs())  # (K,H,W): Chebyshev distance
+    return torch.stack([((e * (dist <= r)).sum((-2, -1)) / total).mean() for r in radii]).cpu()
 
 
 def trace_estimate(denoiser, y, n=8, seed=0):

@@ -138,3 +138,32 @@ def test_noise_level_of_the_mmse_denoiser():
     mean_square = (analysis.noise_level(y, D(y, sigma)) ** 2).mean().item() * 16
     W = C @ torch.linalg.inv(C + sigma**2 * torch.eye(16, dtype=torch.float64))
     assert mean_square == pytest.approx(sigma**2 * (16 - W.trace().item()), rel=0.02)
+
+
+def test_energy_within_hand_made_rows():
+    rows = torch.zeros(1, 2, 2, 9, 9, dtype=torch.float64)
+    rows[0, 0, 0, 4, 4], rows[0, 0, 1, 4, 7] = 1.0, 2.0  # pixel (4, 4): energy 1 at distance 0, 4 at distance 3
+    rows[0, 1, 0, 0, 0], rows[0, 1, 0, 2, 1] = 3.0, 4.0  # pixel (0, 0): energy 9 at 0, 16 at max(2, 1) = 2
+    frac = analysis.energy_within(rows, [(4, 4), (0, 0)], [0, 1, 2, 3, 8])
+    expected = [(0.2 + 0.36) / 2, (0.2 + 0.36) / 2, (0.2 + 1) / 2, 1.0, 1.0]
+    np.testing.assert_allclose(frac.numpy(), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="K = len"):
+        analysis.energy_within(rows, [(4, 4)], [0])
+    with pytest.raises(ValueError, match="radii"):
+        analysis.energy_within(rows, [(4, 4), (0, 0)], [1.5])
+    with pytest.raises(ValueError, match="all zeros"):
+        analysis.energy_within(torch.zeros(1, 1, 1, 3, 3), [(1, 1)], [0])
+
+
+def test_energy_within_of_a_net_against_its_full_jacobian():
+    net, y = _small_net(seed=2), torch.rand(2, 1, 15, 15, dtype=torch.float64)
+    pixels = [(7, 7), (4, 10), (1, 2)]
+    rows = analysis.jacobian_rows(net, y, pixels)  # (2, 3, 1, 15, 15)
+    frac = analysis.energy_within(rows, pixels, range(6))
+    ref = []  # numpy: rows of the full Jacobian, energy in the square of radius r around each pixel
+    for b in range(2):
+        J = analysis.jacobian(net, y[b:b + 1]).numpy().reshape(15, 15, 15, 15)
+        ref.append([[(J[i, j, max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1] ** 2).sum() / (J[i, j] ** 2).sum()
+                     for i, j in pixels] for r in range(6)])
+    np.testing.assert_allclose(frac.numpy(), np.mean(ref, axis=(0, 2)), rtol=1e-10)
+    assert frac[3] == pytest.approx(1.0, abs=1e-12) and frac[2] < 1 - 1e-6  # receptive field 7: radius 3

@@ -34,3 +34,22 @@ def test_psnr_identical_is_inf_and_shapes_checked():
     assert torch.isinf(psnr(x, x.clone())).all()
     with pytest.raises(ValueError, match="shapes differ"):
         psnr(x, x[:, :, :3])
+
+
+def test_denoising_psnr_one_noise_draw_for_every_model_and_sigma():
+    from mslcp.metrics import denoising_psnr
+    x = torch.rand(3, 1, 6, 5, dtype=torch.float64)
+    sigmas = [0.05, 0.1, 0.2]
+    table = denoising_psnr({"identity": lambda y: y, "shrink": lambda y: 0.9 * y + 0.05}, x, sigmas, seed=3)
+    assert list(table) == ["noisy", "identity", "shrink"] and all(len(v) == 3 for v in table.values())
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).double()  # drawn in float32
+    for k, s in enumerate(sigmas):  # closed form of the input PSNR with that draw: 10 log10(1 / (σ² mean z²))
+        expected = np.mean([10 * np.log10(1 / (s**2 * z[i].square().mean().item())) for i in range(3)])
+        assert table["noisy"][k] == pytest.approx(expected, rel=1e-9)
+        assert table["identity"][k] == table["noisy"][k]
+        mse = (0.9 * (x + s * z) + 0.05 - x).square().flatten(1).mean(1)
+        assert table["shrink"][k] == pytest.approx((10 * torch.log10(1 / mse)).mean().item(), rel=1e-9)
+    # the same z at every σ: doubling σ costs exactly 20 log10 2 dB of input PSNR
+    assert table["noisy"][1] - table["noisy"][2] == pytest.approx(20 * math.log10(2), rel=1e-9)
+    with pytest.raises(ValueError, match="noisy"):
+        denoising_psnr({"noisy": lambda y: y}, x, sigmas)
