@@ -40,7 +40,7 @@ def test_bf_batchnorm_train_and_eval_match_numpy():
 
 def test_no_bias_anywhere_in_bias_free_net():
     names = [n for n, _ in BFCNN(width=8, depth=5, rf=7).named_parameters()]
-    names += [n for n, _ in ConditionalBFCNN(width=8, depth=5, rf=7).named_buffers()]
+    names += [n for n, _ in ConditionalBFCNN(width=8, depth=5, rf=7).named_parameters()]
     assert names and not [n for n in names if "bias" in n]
     assert any("bias" in n for n, _ in BFCNN(width=8, depth=5, rf=7, bias=True).named_parameters())
 
@@ -142,8 +142,10 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="kernel_sizes"):
         BFCNN(kernel_sizes=[3, 2, 3])
     cond = ConditionalBFCNN(width=8, depth=3, rf=5)
-    with pytest.raises(ValueError, match="details"):
-        cond(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="noisy_details: expected shape"):
+        cond(torch.rand(1, 1, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="low: expected shape"):
+        cond(torch.rand(1, 2, 8, 8), torch.rand(1, 3, 8, 8))
 
 
 def test_from_state_dict_roundtrip_and_config():
