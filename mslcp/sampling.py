@@ -71,7 +71,8 @@ def _check(name, value, allowed, test):
     except (TypeError, ValueError, OverflowError, RuntimeError):
         ok = False
     if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r:.80}")
+        got = f"a {value.dtype} tensor of shape {tuple(value.shape)}" if torch.is_tensor(value) else f"{value!r:.80}"
+        raise ValueError(f"{name} must be {allowed}, got {got}")
 
 
 def _check_params(sigma0, sigma_final, h0, beta, max_steps, where=""):
