@@ -117,7 +117,8 @@ def _arch(m):
 
 def _build(a):
     if not isinstance(a, dict) or a.get("cls") not in (*_CLASSES, "MultiScaleDenoiser"):
-        raise ValueError(f"unknown architecture {a!r:.80} (cls must be one of {[*_CLASSES, 'MultiScaleDenoiser']})")
+        raise ValueError(f"unknown architecture {a!r:.80} (cls must be one of "
+                         f"{[*_CLASSES, 'MultiScaleDenoiser']})")
     if a["cls"] == "MultiScaleDenoiser":
         return MultiScaleDenoiser(_build(a["low"]), [_build(c) for c in a["conditionals"]], a["wavelet"],
                                   a["normalize"])

@@ -3,10 +3,12 @@
 sample: Algorithm 1 (Kadkhodaie & Simoncelli 2021), batched, with conditional (cond=) and constrained (measure=, m=)
 variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model.
 
-Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final. All images start together,
-so t (and the step size h_t) is the iteration count, common to the images still running. An image that stopped is
-frozen: it is no longer passed to the denoiser (nor are its cond/m rows). Its result is x_hat(y_T) = y_T + d(y_T),
-computed in the batched denoiser call of the following iteration (so an image costs steps + 1 denoiser evaluations).
+Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final, or when it fails (diverges,
+or reaches max_steps): it is flagged in info["status"] and the others go on, so one bad image never costs the batch
+(strict=True raises instead). All images start together, so t (and the step size h_t) is the iteration count, common
+to the images still running. An image that stopped is frozen: it is no longer passed to the denoiser (nor are its
+cond/m rows). Its result is x_hat(y_T) = y_T + d(y_T), computed in the batched denoiser call of the following
+iteration (so an image costs steps + 1 denoiser evaluations).
 
 Randomness: `generator` is a torch.Generator, an int seed, None (a seed drawn from torch's global RNG, so
 torch.manual_seed makes runs reproducible), or a list of these, one per image. With one generator the batch draws
@@ -177,6 +179,7 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
     _check_params(sigma0, sigma_final, h0, beta, max_steps)
     _check("record_every", record_every, "None or a positive int",
            lambda v: v is None or isinstance(v, numbers.Integral) and v >= 1)
+    sigma0, sigma_final, h0, beta, max_steps = *map(float, (sigma0, sigma_final, h0, beta)), int(max_steps)
     B, rest = shape[0], tuple(shape[1:])
     N = math.prod(rest)
     if (measure is None) != (m is None):
