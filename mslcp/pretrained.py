@@ -116,6 +116,9 @@ def _arch(m):
 
 
 def _build(a):
+    if not isinstance(a, dict) or a.get("cls") not in (*_CLASSES, "MultiScaleDenoiser"):
+        raise ValueError(f"unknown architecture {a!r:.80} (cls must be one of "
+                         f"{[*_CLASSES, 'MultiScaleDenoiser']})")
     if a["cls"] == "MultiScaleDenoiser":
         return MultiScaleDenoiser(_build(a["low"]), [_build(c) for c in a["conditionals"]], a["wavelet"],
                                   a["normalize"])
@@ -130,7 +133,8 @@ def save(model, path):
 
 
 def load(path, device="cpu"):
-    """Rebuild and return (eval mode) a model written by save()."""
+    """Rebuild and return (eval mode) a model written by save(). Refuses metadata it cannot use and non-finite
+    weights (ValueError)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -141,9 +145,14 @@ def load(path, device="cpu"):
         raise ValueError(f"{path} has no 'mslcp' architecture metadata: not written by mslcp.pretrained.save")
     try:
         model = _build(json.loads(meta["mslcp"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # bad JSON, unknown class, bad constructor kwargs
+        raise ValueError(f"{path}: its 'mslcp' architecture metadata is not usable ({type(e).__name__}: {e})") from e
+    try:
         model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except RuntimeError as e:
         raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
+    if bad := [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise ValueError(f"{path}: non-finite (NaN or inf) weights in {bad[:4]}{' ...' if len(bad) > 4 else ''}")
     return model.to(device).eval()
 
 

@@ -67,6 +67,8 @@ def idwt2(low: torch.Tensor, details: torch.Tensor, wavelet: str = "haar") -> to
     """Inverse of dwt2: low (B,C,h,w), details (B,3C,h,w) -> x (B,C,2h,2w)."""
     _check_image(low, "idwt2 (low)")
     _check_image(details, "idwt2 (details)")
+    if low.dtype != details.dtype:
+        raise ValueError(f"idwt2: low is {low.dtype} but details are {details.dtype}: convert one to match")
     B, C, h, w = low.shape
     if details.shape != (B, 3 * C, h, w):
         raise ValueError(f"idwt2: details must have shape (B, 3C, h, w) = {(B, 3 * C, h, w)} "
