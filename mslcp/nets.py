@@ -6,15 +6,18 @@ dicts load with strict=True once the DataParallel prefix "module." is stripped (
 import copy
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.distributed.nn.functional import all_reduce
 
 
 class BFBatchNorm2d(nn.Module):
     """Bias-free batch norm: x / sd * gammas, no mean subtraction, no shift (so it is positively homogeneous).
 
     train: sd = batch std per channel (over B,H,W; biased, +eps inside the sqrt), running_sd updated with momentum.
-    eval: sd = running_sd. Shapes: x (B,C,H,W); running_sd, gammas (1,C,1,1).
+    eval: sd = running_sd. Shapes: x (B,C,H,W); running_sd, gammas (1,C,1,1). When torch.distributed is
+    initialized with several processes, the batch statistics are those of every rank's batches together.
     """
 
     def __init__(self, channels, momentum=0.1, eps=1e-5):
@@ -27,10 +30,22 @@ class BFBatchNorm2d(nn.Module):
         if not self.training:
             return x / self.running_sd * self.gammas
         xf = x if x.dtype == torch.float64 else x.float()  # statistics in >= fp32 (AMP)
-        sd = torch.sqrt(xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False) + self.eps)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            var = _global_var(xf)  # DistributedDataParallel: statistics of the whole batch, as one process
+        else:
+            var = xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        sd = torch.sqrt(var + self.eps)
         with torch.no_grad():
             self.running_sd.mul_(1 - self.momentum).add_(self.momentum * sd)
         return x / sd * self.gammas
+
+
+def _global_var(x):
+    """Per-channel biased variance (1,C,1,1) of x (B,C,H,W) over the union of every rank's batch (equal batches);
+    differentiable: the backward of each all_reduce sums the gradients of all ranks."""
+    n = x.numel() // x.shape[1] * dist.get_world_size()
+    mean = all_reduce(x.sum((0, 2, 3), keepdim=True)) / n
+    return all_reduce((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
 def kernel_layout(depth, rf):

@@ -122,15 +122,18 @@ def _build(a):
     return _CLASSES[a["cls"]](**a["config"])
 
 
-def save(model, path):
+def save(model, path, recipe=None):
     """Write model (BFCNN, ConditionalBFCNN or MultiScaleDenoiser of them) to a safetensors file whose metadata
-    "mslcp" holds the architecture as JSON (class, constructor kwargs; MultiScaleDenoiser: keys low., conditionals.j.)."""
-    meta = {"mslcp": json.dumps(_arch(model))}
+    "mslcp" holds the architecture as JSON (class, constructor kwargs; MultiScaleDenoiser: keys low., conditionals.j.),
+    "version" the library's version and "recipe" the training recipe (a JSON-able dict, `mslcp.recipes.get`)."""
+    from . import __version__
+
+    meta = {"mslcp": json.dumps(_arch(model)), "version": __version__, "recipe": json.dumps(recipe)}
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
 
 
 def load(path, device="cpu"):
-    """Rebuild and return (eval mode) a model written by save()."""
+    """Rebuild and return (eval mode) a model written by save(); its .recipe is the stored recipe (None if none)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -144,10 +147,11 @@ def load(path, device="cpu"):
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
+    model.recipe = json.loads(meta.get("recipe", "null"))
     return model.to(device).eval()
 
 
-# The book's small checkpoints (data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
+# The book's small checkpoints (mslcp.recipes; data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
 SHIPPED = {
     "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
     "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",
