@@ -9,7 +9,6 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.distributed.nn.functional import all_reduce
 
 
 class BFBatchNorm2d(nn.Module):
@@ -40,12 +39,27 @@ class BFBatchNorm2d(nn.Module):
         return x / sd * self.gammas
 
 
+class _Sum(torch.autograd.Function):
+    """Sum of a tensor over all ranks; its gradient is the sum of every rank's gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 def _global_var(x):
-    """Per-channel biased variance (1,C,1,1) of x (B,C,H,W) over the union of every rank's batch (equal batches);
-    differentiable: the backward of each all_reduce sums the gradients of all ranks."""
+    """Per-channel biased variance (1,C,1,1) of x (B,C,H,W) over the union of every rank's batch (equal batches)."""
     n = x.numel() // x.shape[1] * dist.get_world_size()
-    mean = all_reduce(x.sum((0, 2, 3), keepdim=True)) / n
-    return all_reduce((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
+    mean = _Sum.apply(x.sum((0, 2, 3), keepdim=True)) / n
+    return _Sum.apply((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
 def kernel_layout(depth, rf):

@@ -227,8 +227,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
 
     net = model
     if ddp:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None,
-                                                        broadcast_buffers=False)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     g = torch.Generator()
     ng = g if device.type == "cpu" else torch.Generator(device)
     model.train()
