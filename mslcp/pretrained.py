@@ -151,7 +151,7 @@ def load(path, device="cpu"):
     return model.to(device).eval()
 
 
-# The book's small checkpoints (mslcp.recipes; data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
+# The book's small checkpoints (recipes in mslcp.recipes, trained by data/make_checkpoints.py): name -> SHA-256.
 SHIPPED = {
     "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
     "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",

@@ -11,7 +11,8 @@ X = torch.rand(8, 1, 16, 16)
 
 
 def fit(**kw):
-    return lambda: train(nets.BFCNN(width=4, depth=3, rf=5), X, **{"steps": 1, "batch_size": 2, "progress": False, **kw})
+    kw = {"steps": 1, "batch_size": 2, "progress": False, **kw}
+    return lambda: train(nets.BFCNN(width=4, depth=3, rf=5), X, **kw)
 
 
 TRAIN_CASES = [

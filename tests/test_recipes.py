@@ -41,7 +41,8 @@ def test_registry_describes_the_shipped_training():
         assert set(st) == set(want), name
         for scale, w in want.items():
             s = st[scale]
-            assert s["lr"] == 1e-3 and s["patch_size"] is None and (s["eval_every"], s["checkpoint_every"]) == (100, 100)
+            assert s["lr"] == 1e-3 and s["patch_size"] is None
+            assert (s["eval_every"], s["checkpoint_every"]) == (100, 100)
             for k, v in w.items():
                 assert s[k] == v, (name, scale, k)
     assert recipes.get("multiscale_rf9")["low_from"] == "multiscale_rf5" and "low_from" not in recipes.get(
