@@ -300,3 +300,12 @@ def test_crops_aligned_to_wavelet_blocks(j):
             assert ((blocks - x).abs().amax((1, 2, 3)) < 1e-6).any()
     with pytest.raises(ValueError, match="multiple of 4"):
         train(Cond(), images, scale=1, steps=1, batch_size=2, patch_size=6, progress=False)
+
+
+def test_fingerprint_of_a_large_tensor():
+    from mslcp.train import _fingerprint
+
+    x = torch.zeros(2**25 + 3, dtype=torch.uint8)  # float32 index arithmetic would step past the end here
+    a = _fingerprint(x)
+    x[-1] = 1  # the last element is always in the sample
+    assert a[:2] == [[2**25 + 3], "uint8"] and _fingerprint(x) != a
