@@ -201,7 +201,8 @@ def run(r, runs, models=None, device=None, progress=True):
             raise ValueError(f"{saved} holds another recipe; settings that differ: {', '.join(diff)}. Resume with "
                              f"the same settings, or delete {runs / r['name']}.* to restart")
     elif not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
-        saved.write_text(json.dumps(r, indent=1))
+        Path(f"{saved}.tmp").write_text(json.dumps(r, indent=1))
+        Path(f"{saved}.tmp").replace(saved)  # atomic: other ranks may be reading it
     model = build(r)
     x, x_test = images(r)
     for scale, s in stages(r).items():
