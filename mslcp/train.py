@@ -75,6 +75,37 @@ def _load(path):
     return ck
 
 
+def _layout(model, scale, levels, data, test_data):
+    """Check model, scale and data against each other -> (in_channels, out_channels, crop alignment in pixels)."""
+    cin, cout = getattr(model, "in_channels", None), getattr(model, "out_channels", None)
+    if cin is None or cout is None or cin < cout:
+        raise ValueError(f"model needs in_channels >= out_channels attributes, got {cin}, {cout}")
+    if scale is None:
+        align, channels = 1, cin
+    elif scale == "low":
+        _check_int("levels", levels, 1)
+        align, channels = 2**levels, cin
+    elif isinstance(scale, int) and not isinstance(scale, bool) and scale >= 0:
+        align, channels = 2 ** (scale + 1), cin // 4
+        if cin != 4 * cout // 3 or cout % 3:
+            raise ValueError(f"scale={scale} trains a conditional model (in = 4C, out = 3C channels), got a model "
+                             f"with {cin} -> {cout}")
+    else:
+        raise ValueError(f"scale must be None (flat), 'low' or a wavelet level j >= 0, got {scale!r}")
+    for name, d in (("data", data), ("test_data", test_data)):
+        if d is None:
+            continue
+        if d.dim() != 4 or d.shape[1] != channels or len(d) == 0:
+            raise ValueError(f"{name} must be (N, {channels}, H, W) for a model with in_channels={cin} and "
+                             f"scale={scale!r}, got shape {tuple(d.shape)}")
+        if d.is_floating_point() and not torch.isfinite(d).all():
+            raise ValueError(f"{name} contains NaN or inf values")
+        if d.shape[2] % align or d.shape[3] % align:
+            raise ValueError(f"{name}: images {d.shape[2]}x{d.shape[3]} are not divisible by 2^(levels) = {align} "
+                             f"for scale={scale!r}")
+    return cin, cout, align
+
+
 def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
           patch_size=None, scale=None, levels=None, wavelet="haar", normalize="average", test_data=None,
           test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None, checkpoint_every=500, device=None,
@@ -116,32 +147,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     if patch_size is not None:
         _check_int("patch_size", patch_size, 1)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    cin, cout = getattr(model, "in_channels", None), getattr(model, "out_channels", None)
-    if cin is None or cout is None or cin < cout:
-        raise ValueError(f"model needs in_channels >= out_channels attributes, got {cin}, {cout}")
-    if scale is None:
-        align, channels = 1, cin
-    elif scale == "low":
-        _check_int("levels", levels, 1)
-        align, channels = 2**levels, cin
-    elif isinstance(scale, int) and not isinstance(scale, bool) and scale >= 0:
-        align, channels = 2 ** (scale + 1), cin // 4
-        if cin != 4 * cout // 3 or cout % 3:
-            raise ValueError(f"scale={scale} trains a conditional model (in = 4C, out = 3C channels), got a model "
-                             f"with {cin} -> {cout}")
-    else:
-        raise ValueError(f"scale must be None (flat), 'low' or a wavelet level j >= 0, got {scale!r}")
-    for name, d in (("data", data), ("test_data", test_data)):
-        if d is None:
-            continue
-        if d.dim() != 4 or d.shape[1] != channels or len(d) == 0:
-            raise ValueError(f"{name} must be (N, {channels}, H, W) for a model with in_channels={cin} and "
-                             f"scale={scale!r}, got shape {tuple(d.shape)}")
-        if d.is_floating_point() and not torch.isfinite(d).all():
-            raise ValueError(f"{name} contains NaN or inf values")
-        if d.shape[2] % align or d.shape[3] % align:
-            raise ValueError(f"{name}: images {d.shape[2]}x{d.shape[3]} are not divisible by 2^(levels) = {align} "
-                             f"for scale={scale!r}")
+    cin, cout, align = _layout(model, scale, levels, data, test_data)
     N, _, H, W = data.shape
     ph, pw = (H, W) if patch_size is None else (patch_size, patch_size)
     if ph > H or pw > W:
