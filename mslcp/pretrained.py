@@ -124,11 +124,12 @@ def _build(a):
 
 def save(model, path, recipe=None):
     """Write model (BFCNN, ConditionalBFCNN or MultiScaleDenoiser of them) to a safetensors file whose metadata
-    "mslcp" holds the architecture as JSON (class, constructor kwargs; MultiScaleDenoiser: keys low., conditionals.j.),
-    "version" the library's version and "recipe" the training recipe (a JSON-able dict, `mslcp.recipes.get`)."""
+    "mslcp" holds, as JSON, the architecture (class, constructor kwargs; MultiScaleDenoiser: keys low.,
+    conditionals.j.), "version" (the library's) and "recipe" (a JSON-able dict, `mslcp.recipes.get`, or None).
+    One metadata key: safetensors writes several in a random order, and the file's SHA-256 must not change."""
     from . import __version__
 
-    meta = {"mslcp": json.dumps(_arch(model)), "version": __version__, "recipe": json.dumps(recipe)}
+    meta = {"mslcp": json.dumps({**_arch(model), "version": __version__, "recipe": recipe})}
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
 
 
@@ -143,11 +144,12 @@ def load(path, device="cpu"):
     if "mslcp" not in meta:
         raise ValueError(f"{path} has no 'mslcp' architecture metadata: not written by mslcp.pretrained.save")
     try:
-        model = _build(json.loads(meta["mslcp"]))
+        arch = json.loads(meta["mslcp"])
+        model = _build(arch)
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
-    model.recipe = json.loads(meta.get("recipe", "null"))
+    model.recipe = arch.get("recipe")
     return model.to(device).eval()
 
 

@@ -128,7 +128,9 @@ def test_checkpoint_metadata_carries_the_recipe(tmp_path):
     with safe_open(str(tmp_path / "a.safetensors"), "pt") as f:
         import mslcp
 
-        assert f.metadata()["version"] == mslcp.__version__
+        assert json.loads(f.metadata()["mslcp"])["version"] == mslcp.__version__
+    pretrained.save(net, tmp_path / "a2.safetensors", r)  # the same bytes every time (shipped files are hashed)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "a2.safetensors").read_bytes()
     pretrained.save(net, tmp_path / "b.safetensors")
     assert pretrained.load(tmp_path / "b.safetensors").recipe is None
     from safetensors.torch import save_file  # a file written before recipes were stored: architecture only
