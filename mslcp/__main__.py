@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import data, metrics, pretrained, recipes, sampling, wavelets
+from . import data, metrics, nets, pretrained, recipes, sampling, wavelets
 
 EPILOG_TRAIN = """examples:
   python -m mslcp train --list
@@ -59,8 +59,11 @@ def train(args):
         for name in recipes.RECIPES:
             r = recipes.get(name, args.preset)
             kind = f"multi-scale J={r['levels']}" if r["levels"] else "flat"
-            print(f"{name:18} {kind:16} {r['data']} {r['image_size']}x{r['image_size']}  net {r['net']}  "
-                  f"{r['steps']} steps x {r['batch_size']}")
+            st = recipes.stages(r).values()  # multi-scale: low-pass, level 0, level 1, ...
+            steps = "/".join(f"{s['steps']} x {s['batch_size']}" for s in st)
+            rf = "/".join(str(nets.BFCNN(**{**s["net"], "width": 1}).rf) for s in st)
+            print(f"{name:17} {kind:15} {r['data']:9} {r['image_size']:3}px  width {r['net']['width']}, rf {rf}, "
+                  f"steps x batch {steps}" + (f" (low-pass net: {r['low_from']}'s)" if r.get("low_from") else ""))
             if args.verbose:
                 print("    " + repr({k: v for k, v in r.items() if k not in ("name", "preset")}))
         return
