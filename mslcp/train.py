@@ -56,7 +56,7 @@ def _fingerprint(data):
     """Shape, dtype and a checksum of up to 2^20 evenly spaced elements of data (cheap for any size)."""
     flat, k = data.reshape(-1), min(data.numel(), 2**20)
     sample = flat[(torch.arange(k, device=data.device) * (len(flat) - 1) // max(k - 1, 1))]  # int64: exact
-    digest = hashlib.sha256(sample.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(sample.cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
     return [list(data.shape), str(data.dtype).removeprefix("torch."), digest]
 
 
