@@ -28,16 +28,25 @@ def images():
     return torch.nn.functional.interpolate(x, size=16, mode="bilinear", align_corners=False)
 
 
-def worker(rank, world, port, kind, folder):
+def worker(rank, world, port, folder):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        model = make(kind)
-        h = train(model, images(), scale=None if kind == "flat" else 0, test_data=images()[:2],
-                  checkpoint=f"{folder}/ddp.pt", **KW)
-        torch.save({"state": model.state_dict(), "history": h}, f"{folder}/rank{rank}.pt")
+        for kind in ("flat", "conditional"):
+            model = make(kind)
+            h = train(model, images(), scale=None if kind == "flat" else 0, test_data=images()[:2],
+                      checkpoint=f"{folder}/{kind}.pt", **KW)
+            torch.save({"state": model.state_dict(), "history": h}, f"{folder}/{kind}{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Both kinds trained by 2 processes (one spawn: starting processes is the slow part)."""
+    folder = tmp_path_factory.mktemp("ddp")
+    mp.spawn(worker, args=(2, free_port(), str(folder)), nprocs=2)
+    return folder
 
 
 def free_port():
@@ -47,11 +56,10 @@ def free_port():
 
 
 @pytest.mark.parametrize("kind", ["flat", "conditional"])
-def test_two_processes_equal_one(tmp_path, kind):
-    mp.spawn(worker, args=(2, free_port(), kind, str(tmp_path)), nprocs=2)
+def test_two_processes_equal_one(ranks, kind):
     ref = make(kind)
     h = train(ref, images(), scale=None if kind == "flat" else 0, test_data=images()[:2], **KW)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = (torch.load(ranks / f"{kind}{r}.pt", weights_only=True) for r in (0, 1))
     worst = 0.0
     for k, p in ref.state_dict().items():
         for r in (r0, r1):
@@ -62,5 +70,5 @@ def test_two_processes_equal_one(tmp_path, kind):
     assert r0["history"]["loss"] == pytest.approx(h["loss"], rel=1e-5)  # the loss of the whole batch
     assert r0["history"]["test_psnr"] == [pytest.approx(p, rel=1e-5) for p in h["test_psnr"]]  # rank 0 evaluates
     assert r1["history"]["test_psnr"] == []
-    ck = torch.load(tmp_path / "ddp.pt", weights_only=True)  # written by rank 0
+    ck = torch.load(ranks / f"{kind}.pt", weights_only=True)  # written by rank 0
     assert ck["step"] == 4 and torch.equal(ck["model"]["conv_layers.0.weight"], r0["state"]["conv_layers.0.weight"])
