@@ -6,6 +6,7 @@ dicts load with strict=True once the DataParallel prefix "module." is stripped (
 import copy
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -16,6 +17,8 @@ class BFBatchNorm2d(nn.Module):
     train: sd = batch std per channel (over B,H,W; biased, +eps inside the sqrt), running_sd updated with momentum.
     eval: sd = running_sd. Shapes: x (B,C,H,W); running_sd, gammas (1,C,1,1). A channel whose batch sd is not
     finite (NaN or inf in the batch) keeps its running_sd, so one bad batch does not spoil later eval outputs.
+    When torch.distributed is initialized with several processes, the batch statistics are those of every
+    rank's batches together.
     """
 
     def __init__(self, channels, momentum=0.1, eps=1e-5):
@@ -28,11 +31,38 @@ class BFBatchNorm2d(nn.Module):
         if not self.training:
             return x / self.running_sd * self.gammas
         xf = x if x.dtype == torch.float64 else x.float()  # statistics in >= fp32 (AMP)
-        sd = torch.sqrt(xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False) + self.eps)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            var = _global_var(xf)  # DistributedDataParallel: statistics of the whole batch, as one process
+        else:
+            var = xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        sd = torch.sqrt(var + self.eps)
         with torch.no_grad():
             new = (1 - self.momentum) * self.running_sd + self.momentum * sd
             self.running_sd.copy_(torch.where(torch.isfinite(sd), new, self.running_sd))
         return x / sd * self.gammas
+
+
+class _Sum(torch.autograd.Function):
+    """Sum of a tensor over all ranks; its gradient is the sum of every rank's gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _global_var(x):
+    """Per-channel biased variance (1,C,1,1) of x (B,C,H,W) over the union of every rank's batch (equal batches)."""
+    n = x.numel() // x.shape[1] * dist.get_world_size()
+    mean = _Sum.apply(x.sum((0, 2, 3), keepdim=True)) / n
+    return _Sum.apply((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
 def kernel_layout(depth, rf):
