@@ -90,7 +90,8 @@ def test_chapter3_receptive_field_decides_the_layout(h0, k):
     assert (l33 > l5).all(), result  # "seed by seed higher for every seed"
     assert abs(l33.mean() - layout(faces).mean()) < 0.1, result  # "close to the average training face's"
     mean = float(faces.mean())
-    assert m5 < mean / 2 and abs(m33 - mean) < 0.1, result  # RF 5 "about a third"; RF 33 "the faces' brightness"
+    # RF 5 "about a third" of the faces' mean intensity; RF 33 "the faces' overall brightness"
+    assert 0.25 < m5 / mean < 0.45 and abs(m33 - mean) < 0.1, result
     # RF 5: "far below the faces', though above the stationary model's" (chapter 3's stationary Gaussian)
     D = torch.float64
     f64 = faces.to(D)
