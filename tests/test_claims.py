@@ -18,6 +18,49 @@ def psnr(model, x, noise, s):
         return metrics.psnr(model(x + s * noise), x).mean().item()
 
 
+def test_intro_exercise2_psnr_of_noise():
+    """Intro, exercise 2: the noisy images' PSNR is -20 log10(sigma) up to "about a tenth of a dB"."""
+    faces = data.synthetic_faces(16, size=64, seed=0)
+    sigmas = torch.tensor([0.0, 0.05, 0.1, 0.2, 0.5, 1.0])
+    x = faces[:1].expand(len(sigmas), -1, -1, -1)
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    dev = (metrics.psnr(x + sigmas.view(-1, 1, 1, 1) * z, x)[1:] + 20 * torch.log10(sigmas[1:])).abs().max()
+    assert 0.05 < dev < 0.15, dev
+
+
+def test_chapter1_exercise_solutions():
+    """Chapter 1, exercises 3 and 5: the empirical-Bayes error (weighted by p_sigma) is about 0.027, 0.008, 0.004 for
+    n = 100, 1000, 10000; the coordinate-wise denoiser costs about 3% at sigma = 0.1 and 20-25% at 0.3 and 1."""
+    D = torch.float64
+    prior1 = toy.GaussianMixture(torch.tensor([[-2.5], [0.0], [2.0]], dtype=D), torch.tensor([0.3, 0.6, 0.15], dtype=D),
+                                 [0.3, 0.45, 0.25])
+    y1, s = torch.linspace(-4, 4, 401, dtype=D), 0.5
+    errors = []
+    for n in (100, 1000, 10_000):
+        yi = prior1.sample(n, generator=0)[:, 0] + s * torch.randn(n, generator=torch.Generator().manual_seed(1),
+                                                                   dtype=D)
+        b = 0.3 * (n / 100) ** (-1 / 7)
+        score = ((-0.5 * ((y1[:, None] - yi) / b) ** 2).softmax(1) * (yi - y1[:, None])).sum(1) / b**2
+        err = (y1 + s**2 * score - prior1.denoise(y1[:, None], s)[:, 0]) ** 2
+        p = prior1.log_prob(y1[:, None], s).exp()
+        errors.append(float((err * p).sum() / p.sum()))
+    assert [round(e, 3) for e in errors] == [0.027, 0.008, 0.004], errors
+    means2 = torch.tensor([[-2.0, -1.0], [0.0, 2.0], [2.0, -0.5], [0.5, -2.5]], dtype=D)
+    covs2 = torch.tensor([[[0.30, 0.20], [0.20, 0.30]], [[0.50, 0.0], [0.0, 0.05]], [[0.10, 0.0], [0.0, 0.40]],
+                          [[0.05, 0.0], [0.0, 0.05]]], dtype=D)
+    weights2 = [0.3, 0.3, 0.25, 0.15]
+    prior2 = toy.GaussianMixture(means2, covs2, weights2)
+    marg = [toy.GaussianMixture(means2[:, k:k + 1], covs2[:, k:k + 1, k:k + 1], weights2) for k in (0, 1)]
+    g = torch.Generator().manual_seed(5)
+    ratio = {}
+    for s in (0.1, 0.3, 1.0):
+        x0 = prior2.sample(20_000, generator=g)
+        y = x0 + s * torch.randn(x0.shape, generator=g, dtype=D)
+        sep = torch.cat([m.denoise(y[:, k:k + 1], s) for k, m in enumerate(marg)], 1)
+        ratio[s] = float(((sep - x0) ** 2).mean() / ((prior2.denoise(y, s) - x0) ** 2).mean())
+    assert 1.01 < ratio[0.1] < 1.05 and 1.19 < ratio[0.3] < 1.26 and 1.19 < ratio[1.0] < 1.26, ratio
+
+
 def test_chapter2_bias_free_generalizes_beyond_training_range():
     bf, biased = pretrained.shipped("bf_small"), pretrained.shipped("biased_small")
     x = data.synthetic_faces(24, 32, seed=1)
@@ -86,6 +129,7 @@ def test_chapter3_receptive_field_decides_the_layout(h0, k):
     # "what differs": the table of chapter 3
     assert (rf5, rf33, p5, p33) == (5, 33, 6912, 73344)
     assert (c5["width"], len(c5["kernel_sizes"]), c33["width"], len(c33["kernel_sizes"])) == (32, 8, 24, 16)
+    assert (c5["kernel_sizes"].count(3), c33["kernel_sizes"].count(3)) == (2, 16)
     assert l33.mean() > 2 * l5.mean(), result  # "on average more than twice RF 5's"
     assert (l33 > l5).all(), result  # "seed by seed higher for every seed"
     assert abs(l33.mean() - layout(faces).mean()) < 0.1, result  # "close to the average training face's"
@@ -131,3 +175,23 @@ def test_chapter4_multiscale_against_flat():
     # the parameter counts chapter 4 prints and states
     counts = [sum(p.numel() for p in net.parameters()) for net in (ms, ms.low, flat5, flat33)]
     assert counts == [56384, 39680, 6912, 73344], counts
+
+
+def test_chapter4_exercise_solutions():
+    """Chapter 4, exercises 3 and 4: without the low-pass net the model loses about 5 dB at sigma = 0.7 and is slightly
+    better at 0.05; conditioning on the estimate x1_hat costs about 40%, 30% and 7% at sigma = 0.1, 0.4, 1."""
+    from mslcp.multiscale import MultiScaleDenoiser
+    ms = pretrained.shipped("multiscale_rf5")
+    test = data.synthetic_faces(64, 32, seed=2)
+    noise = torch.randn(test.shape, generator=torch.Generator().manual_seed(0))
+    no_low = MultiScaleDenoiser(torch.nn.Identity(), ms.conditionals)
+    gain = {s: psnr(ms, test, noise, s) - psnr(no_low, test, noise, s) for s in (0.05, 0.7)}
+    assert gain[0.05] < 0 and 4.5 < gain[0.7] < 5.5, gain
+    clean_x1, true = wavelets.decompose(test, 1, normalize="average")
+    cost = {}
+    for s in (0.1, 0.4, 1.0):
+        with torch.no_grad():
+            _, lv = ms(test + s * noise, return_levels=True)
+            oracle = ms.conditionals[0](clean_x1, lv["noisy_details"][0])
+        cost[s] = ((lv["details"][0] - true[0]).square().mean() / (oracle - true[0]).square().mean()).item()
+    assert 1.35 < cost[0.1] < 1.45 and 1.25 < cost[0.4] < 1.35 and 1.04 < cost[1.0] < 1.1, cost
