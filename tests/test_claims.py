@@ -107,6 +107,18 @@ def test_chapter2_residual_estimate_and_jacobian_diagonal():
     assert negative == {0.02: 2, 0.1: 130, 0.3: 386}, negative
 
 
+def test_chapter2_exercise3_traces():
+    """Chapter 2, exercise 3: at sigma = 0.05 the face, the shifted face and a grey image get similar traces (about 160,
+    178, 158), pure noise of std 0.3 about 2."""
+    bf = pretrained.shipped("bf_small")
+    x = data.synthetic_faces(24, 32, seed=1)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    face, z = x[1:2], 0.05 * noise[1:2]
+    inputs = [face + z, torch.roll(face, 16, dims=-1) + z, torch.full_like(face, 0.5) + z, 0.3 * noise[1:2]]
+    traces = [analysis.trace_estimate(bf, y, n=8)[0] for y in inputs]
+    assert [round(t) for t in traces] == [160, 178, 158, 2], traces
+
+
 @pytest.mark.parametrize("h0, k", [(0.05, 6), (0.01, 18)])  # chapter 3's CPU and GPU presets
 def test_chapter3_receptive_field_decides_the_layout(h0, k):
     faces = data.synthetic_faces(2048, 32, seed=0)
