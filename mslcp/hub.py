@@ -1,4 +1,4 @@
-"""Downloads with a cache and a SHA-256 check (weights, data sets)."""
+"""Downloads with a cache and a SHA-256 check (weights, data sets), and the small assets the package ships."""
 import hashlib
 import importlib.resources
 import os

@@ -19,7 +19,7 @@ import pytest
 
 import mslcp
 
-pytest.importorskip("setuptools", reason="building the wheel needs setuptools")
+pytest.importorskip("setuptools", minversion="77", reason="building the wheel needs setuptools>=77 (the test extra)")
 pytestmark = pytest.mark.colab
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
