@@ -113,7 +113,7 @@ def test_paper_denoisers_reduce_the_error(weights):
         print(f"{name:22s}" + "".join(f"{p:8.2f}" for p in out))
         gain[name] = out - noisy
         assert (gain[name] > 6).all(), (name, gain[name])
-    # the paper's point (DESIGN §1.5): at high noise a small RF loses far less in the multi-scale model than flat
+    # the paper's point: at high noise a small RF loses far less in the multi-scale model than flat
     assert gain["multi-scale rf 9"][2] > gain["flat rf 9"][2] + 0.5
     # the same weights with a ReLU after the first conv (wrong convention) lose several dB
     relu = BFCNN.from_state_dict(pretrained.paper_flat(43).state_dict(), first_relu=True).eval()
