@@ -292,6 +292,7 @@ def test_chapter5_locality_of_the_authors_nets(authors):
         # key points: the conditional nets' weights concentrate near their pixel (in their own grid), RF 43
         assert max(_r95(e) for e in e_cond) <= 4 < _r95(e_flat), s
         assert all(1 - e[4] < 0.5 * (1 - e_flat[4]) for e in e_cond), s  # less energy outside the 9x9 window
+        assert 2 * _r95(e_cond[0]) == _r95(e_flat), s  # in image pixels, level 0 reaches "the same as" the flat net
 
 
 def test_chapter5_locality_of_the_small_nets():
