@@ -78,3 +78,102 @@ def test_chapter4_multiscale_against_flat():
     detail_err = [rms(lv["details"][j - 1], wavelets.decompose(clean, j, normalize="average")[1][j - 1])
                   for j in (1, 2)]
     assert low_err > max(detail_err)
+
+
+# --- chapter 7 ---
+
+CH7_SIZE, CH7_FACES, CH7_K, CH7_H0 = 32, 4, 4, 0.05  # chapter 7's CPU preset: size, faces, samples, h0
+
+
+@pytest.fixture(scope="module")
+def chapter7():
+    """Chapter 7's experiment on the shipped 32x32 models, with its settings: PSNR per (problem, method), the
+    multi-scale samples, super_resolve at 2x and 4x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    S = CH7_SIZE
+    hole = torch.ones(S, S, dtype=torch.bool)
+    hole[10:22, 8:24] = False
+    scattered = torch.rand(S, S, generator=torch.Generator().manual_seed(0)) < 0.2
+    problems = {"block": sampling.inpainting(hole), "pixels": sampling.inpainting(scattered)}
+    problems.update({f"avg{s}": sampling.block_average(s) for s in (2, 4, 8)})
+    problems.update({f"cs{r}": sampling.random_projection((1, S, S), round(r * S**2)) for r in (0.05, 0.1, 0.25)})
+    faces = data.synthetic_faces(CH7_FACES, S, seed=2)
+    x = faces.repeat_interleave(CH7_K, 0)
+    seeds = list(range(len(x)))
+    priors = {"flat": pretrained.shipped("flat_rf5"), "ms": pretrained.shipped("multiscale_rf5")}
+    psnr, samples = {}, {}
+    for name, M in problems.items():
+        psnr[name, "ls"] = metrics.psnr(M.adjoint(M.forward(x)), x).mean().item()
+        if name.startswith("avg"):
+            s = int(name[3:])
+            bic = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, s), scale_factor=s,
+                                                  mode="bicubic")
+            psnr[name, "bicubic"] = metrics.psnr(bic, x).mean().item()
+        for p, prior in priors.items():
+            out, _ = sampling.sample(prior, x.shape, h0=CH7_H0, beta=0.1, measure=M, m=M.forward(x),
+                                     generator=seeds)
+            psnr[name, p] = metrics.psnr(out, x).mean().item()
+            if p == "ms":
+                samples[name] = out
+    for level in (1, 2):
+        low = wavelets.decompose(x, level, normalize="average")[0]
+        out, _ = sampling.super_resolve(priors["ms"], low, level=level, h0=CH7_H0, beta=0.1, generator=seeds)
+        psnr[f"avg{2**level}", "super_resolve"] = metrics.psnr(out, x).mean().item()
+    torch.set_num_threads(n)
+    return dict(psnr=psnr, samples=samples, faces=faces, hole=hole, scattered=scattered)
+
+
+def test_chapter7_psnr_tables(chapter7):
+    p = chapter7["psnr"]
+    problems = ["block", "pixels", "avg2", "avg4", "avg8", "cs0.05", "cs0.1", "cs0.25"]
+    for name in problems:  # "the multi-scale prior has the higher PSNR on every problem"
+        assert p[name, "ms"] > max(p[name, "flat"], p[name, "ls"], p.get((name, "bicubic"), -1)), name
+    vals = [p["avg2", m] for m in ("bicubic", "flat", "ms")]  # 2x2: "within a decibel of each other"
+    assert max(vals) - min(vals) < 1, vals
+    for s in (2, 4, 8):  # flat prior "below bicubic interpolation at every block size"
+        assert p[f"avg{s}", "flat"] < p[f"avg{s}", "bicubic"], s
+    assert p["avg8", "flat"] < p["avg8", "ls"]  # "at 8x8 below even the block replication"
+    for name in ("cs0.05", "cs0.1", "cs0.25", "block", "avg8"):  # "more than 5 dB over the flat prior"
+        assert p[name, "ms"] > p[name, "flat"] + 5, name
+    assert p["avg2", "ms"] - p["avg2", "flat"] < 1  # key points: "by less than a decibel on 2x2 averages"
+    for s in (2, 4):  # super_resolve "beats bicubic interpolation"
+        assert p[f"avg{s}", "super_resolve"] > p[f"avg{s}", "bicubic"], s
+    # super_resolve against the constrained sampler
+    assert p["avg2", "super_resolve"] > p["avg2", "ms"] + 1  # 2x: "better by more than a decibel"
+    assert abs(p["avg4", "super_resolve"] - p["avg4", "ms"]) < 0.2  # 4x: "within 0.2 dB"
+
+
+def test_chapter7_spread(chapter7):
+    faces, k = chapter7["faces"], CH7_K
+    ratio, gain, edge = {}, {}, {}
+    for name, out in chapter7["samples"].items():
+        est = out.view(len(faces), k, -1)
+        err = (est - faces.flatten(1)[:, None]).square().mean().sqrt().item() / 2**0.5
+        ratio[name] = est.var(1).mean().sqrt().item() / err
+        single = metrics.psnr(out, faces.repeat_interleave(k, 0)).mean()
+        gain[name] = (metrics.psnr(est.mean(1), faces.flatten(1)).mean() - single).item()
+        shares = []
+        for i in range(len(faces)):
+            gy, gx = torch.gradient(faces[i, 0])
+            g = (gx**2 + gy**2).flatten()
+            strong = g >= g.quantile(0.9)
+            var = est[i].var(0)
+            shares.append((var[strong].sum() / var.sum()).item())
+        edge[name] = sum(shares) / len(shares)
+    exact = 10 * torch.log10(torch.tensor(2 * k / (k + 1))).item()
+    assert all(r < 1 for r in ratio.values()), ratio  # "the samples spread less than they err"
+    for name in ("block", "pixels", "avg2", "avg4", "cs0.25"):  # "below 0.2"
+        assert ratio[name] < 0.2, (name, ratio)
+    for name in ("avg8", "cs0.05", "cs0.1"):  # "largest, from about 0.4 to about 0.8"
+        assert 0.35 < ratio[name] < 0.85 and ratio[name] > max(ratio[n] for n in ("block", "avg4")), name
+    assert sum(ratio[n] < 0.2 for n in ratio) >= 5  # key points: "on most problems by a factor of five"
+    assert all(g < exact / 2 for g in gain.values()), gain  # "less than half of the exact sampler's gain"
+    for name in ("avg2", "avg4"):  # "the tenth of the pixels with the strongest edges holds 0.15 to 0.2"
+        assert 0.14 < edge[name] < 0.21, (name, edge)
+    for name in ("avg8", "cs0.05", "cs0.1"):  # "the edge share is below 0.1"
+        assert edge[name] < 0.1, (name, edge)
+    for name, out in chapter7["samples"].items():  # std exactly zero (float rounding) on observed pixels
+        if name in ("block", "pixels"):
+            mask = chapter7["hole"] if name == "block" else chapter7["scattered"]
+            assert out.view(len(faces), k, -1).std(1)[:, mask.flatten()].max() < 1e-6
