@@ -7,7 +7,7 @@ revised with it.
 import pytest
 import torch
 
-from mslcp import data, metrics, nets, pretrained, sampling, wavelets
+from mslcp import data, metrics, nets, pretrained, sampling, toy, wavelets
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -177,3 +177,48 @@ def test_chapter7_spread(chapter7):
         if name in ("block", "pixels"):
             mask = chapter7["hole"] if name == "block" else chapter7["scattered"]
             assert out.view(len(faces), k, -1).std(1)[:, mask.flatten()].max() < 1e-6
+
+
+def test_chapter7_exercise2_gaussian_posterior():
+    """Exercise 2's solution: on chapter 3's Gaussian prior the constrained sampler's mean misses the exact posterior
+    mean by several times the sampling error, whatever h0, and lies closer to the prior mean."""
+    faces = data.synthetic_faces(2048, 32, seed=0).double()
+    mu, c = faces.mean(0).flatten(), (faces - faces.mean(0)).flatten(1)
+    C = c.T @ c / (len(faces) - 1)
+    prior = toy.GaussianDenoiser(mu.view(1, 32, 32), C)
+    hole = torch.ones(32, 32, dtype=torch.bool)
+    hole[10:22, 8:24] = False
+    x0 = data.synthetic_faces(1, 32, seed=2).double()
+    o, u = hole.flatten(), ~hole.flatten()
+    K = C[u][:, o] @ torch.linalg.inv(C[o][:, o] + 1e-8 * torch.eye(int(o.sum())).double())
+    mean = mu[u] + K @ (x0.flatten()[o] - mu[o])
+    var = torch.diagonal(C[u][:, u] - K @ C[o][:, u])
+    M, X = sampling.inpainting(hole), x0.repeat(64, 1, 1, 1)
+    rms = lambda a: a.square().mean().sqrt().item()
+    miss = {}
+    for h0 in (0.05, 0.01):
+        s, _ = sampling.sample(prior, X.shape, h0=h0, measure=M, m=M.forward(X), generator=list(range(64)),
+                               dtype=torch.float64)
+        s = s.flatten(1)[:, u]
+        miss[h0] = rms(s.mean(0) - mean)
+        assert miss[h0] > 4 * rms(var.sqrt()) / 8, (h0, miss)  # "several times the sampling error"
+        assert rms(s.mean(0) - mu[u]) < rms(mean - mu[u])  # "closer to the prior mean"
+    assert abs(miss[0.05] - miss[0.01]) < 0.1 * miss[0.05], miss  # "hardly changes"
+
+
+def test_chapter7_exercise4_spread_settings(chapter7):
+    """Exercise 4's solution: the ratio of spread to error for three sampler settings (block inpainting, k = 8)."""
+    faces, k = chapter7["faces"], 8
+    X = faces.repeat_interleave(k, 0)
+    M = sampling.inpainting(chapter7["hole"])
+    ms = pretrained.shipped("multiscale_rf5")
+    ratio, calls = [], []
+    for kw in (dict(h0=CH7_H0), dict(h0=0.01), dict(h0=0.05, beta=0.5, fixed_step=True)):
+        out, info = sampling.sample(ms, X.shape, measure=M, m=M.forward(X), generator=list(range(len(X))), **kw)
+        est = out.view(len(faces), k, -1)
+        err = (est - faces.flatten(1)[:, None]).square().mean().sqrt() / 2**0.5
+        ratio.append((est.var(1).mean().sqrt() / err).item())
+        calls.append(info["calls"])
+    assert abs(ratio[1] - ratio[0]) < 0.1, ratio  # "a smaller step with beta = 0.1 changes the ratio little"
+    assert ratio[2] > max(ratio[:2]) + 0.2 and ratio[2] < 1, ratio  # "spread the most"; "stays below 1"
+    assert calls[2] > 2 * calls[0], calls  # "more than twice the calls"
