@@ -137,6 +137,8 @@ def test_chapter7_psnr_tables(chapter7):
     for name in ("cs0.05", "cs0.1", "cs0.25", "block", "avg8"):  # "more than 5 dB over the flat prior"
         assert p[name, "ms"] > p[name, "flat"] + 5, name
     assert p["avg2", "ms"] - p["avg2", "flat"] < 1  # key points: "by less than a decibel on 2x2 averages"
+    ls = [p[f"cs{r}", "ls"] for r in (0.05, 0.1, 0.25)]  # figure: least squares "lowest, nearly flat"
+    assert max(ls) - min(ls) < 1.5 and all(p[f"cs{r}", "flat"] > p[f"cs{r}", "ls"] for r in (0.05, 0.1, 0.25))
     for s in (2, 4):  # super_resolve "beats bicubic interpolation"
         assert p[f"avg{s}", "super_resolve"] > p[f"avg{s}", "bicubic"], s
     # super_resolve against the constrained sampler
@@ -173,6 +175,9 @@ def test_chapter7_spread(chapter7):
         assert 0.14 < edge[name] < 0.21, (name, edge)
     for name in ("avg8", "cs0.05", "cs0.1"):  # "the edge share is below 0.1"
         assert edge[name] < 0.1, (name, edge)
+    with torch.no_grad():  # "the multi-scale model's residual on a clean test face is larger than 0.01"
+        residual = (pretrained.shipped("multiscale_rf5")(faces) - faces).flatten(1).norm(dim=1) / CH7_SIZE
+    assert (residual > 0.01).all(), residual
     for name, out in chapter7["samples"].items():  # std exactly zero (float rounding) on observed pixels
         if name in ("block", "pixels"):
             mask = chapter7["hole"] if name == "block" else chapter7["scattered"]
