@@ -365,3 +365,152 @@ def test_chapter5_exercise_kernel_layouts(authors):
     for m in (net, *ms.conditionals):
         assert len(m.conv_layers) == 21 and m.conv_layers[0].out_channels == 64
     assert ms.low.config["kernel_sizes"] == [3] * 20 and ms.levels == 2
+
+
+# --- chapter 7 ---
+
+CH7_SIZE, CH7_FACES, CH7_K, CH7_H0 = 32, 4, 4, 0.05  # chapter 7's CPU preset: size, faces, samples, h0
+
+
+@pytest.fixture(scope="module")
+def chapter7():
+    """Chapter 7's experiment on the shipped 32x32 models, with its settings: PSNR per (problem, method), the
+    multi-scale samples, super_resolve at 2x and 4x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    S = CH7_SIZE
+    hole = torch.ones(S, S, dtype=torch.bool)
+    hole[10:22, 8:24] = False
+    scattered = torch.rand(S, S, generator=torch.Generator().manual_seed(0)) < 0.2
+    problems = {"block": sampling.inpainting(hole), "pixels": sampling.inpainting(scattered)}
+    problems.update({f"avg{s}": sampling.block_average(s) for s in (2, 4, 8)})
+    problems.update({f"cs{r}": sampling.random_projection((1, S, S), round(r * S**2)) for r in (0.05, 0.1, 0.25)})
+    faces = data.synthetic_faces(CH7_FACES, S, seed=2)
+    x = faces.repeat_interleave(CH7_K, 0)
+    seeds = list(range(len(x)))
+    priors = {"flat": pretrained.shipped("flat_rf5"), "ms": pretrained.shipped("multiscale_rf5")}
+    psnr, samples = {}, {}
+    for name, M in problems.items():
+        psnr[name, "ls"] = metrics.psnr(M.adjoint(M.forward(x)), x).mean().item()
+        if name.startswith("avg"):
+            s = int(name[3:])
+            bic = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, s), scale_factor=s,
+                                                  mode="bicubic")
+            psnr[name, "bicubic"] = metrics.psnr(bic, x).mean().item()
+        for p, prior in priors.items():
+            out, _ = sampling.sample(prior, x.shape, h0=CH7_H0, beta=0.1, measure=M, m=M.forward(x),
+                                     generator=seeds)
+            psnr[name, p] = metrics.psnr(out, x).mean().item()
+            if p == "ms":
+                samples[name] = out
+    for level in (1, 2):
+        low = wavelets.decompose(x, level, normalize="average")[0]
+        out, _ = sampling.super_resolve(priors["ms"], low, level=level, h0=CH7_H0, beta=0.1, generator=seeds)
+        psnr[f"avg{2**level}", "super_resolve"] = metrics.psnr(out, x).mean().item()
+    torch.set_num_threads(n)
+    return dict(psnr=psnr, samples=samples, faces=faces, hole=hole, scattered=scattered)
+
+
+def test_chapter7_psnr_tables(chapter7):
+    p = chapter7["psnr"]
+    problems = ["block", "pixels", "avg2", "avg4", "avg8", "cs0.05", "cs0.1", "cs0.25"]
+    for name in problems:  # "the multi-scale prior has the higher PSNR on every problem"
+        assert p[name, "ms"] > max(p[name, "flat"], p[name, "ls"], p.get((name, "bicubic"), -1)), name
+    vals = [p["avg2", m] for m in ("bicubic", "flat", "ms")]  # 2x2: "within a decibel of each other"
+    assert max(vals) - min(vals) < 1, vals
+    for s in (2, 4, 8):  # flat prior "below bicubic interpolation at every block size"
+        assert p[f"avg{s}", "flat"] < p[f"avg{s}", "bicubic"], s
+    assert p["avg8", "flat"] < p["avg8", "ls"]  # "at 8x8 below even the block replication"
+    for name in ("cs0.05", "cs0.1", "cs0.25", "block", "avg8"):  # "more than 5 dB over the flat prior"
+        assert p[name, "ms"] > p[name, "flat"] + 5, name
+    assert p["avg2", "ms"] - p["avg2", "flat"] < 1  # key points: "by less than a decibel on 2x2 averages"
+    ls = [p[f"cs{r}", "ls"] for r in (0.05, 0.1, 0.25)]  # figure: least squares "lowest, nearly flat"
+    assert max(ls) - min(ls) < 1.5 and all(p[f"cs{r}", "flat"] > p[f"cs{r}", "ls"] for r in (0.05, 0.1, 0.25))
+    for s in (2, 4):  # super_resolve "beats bicubic interpolation"
+        assert p[f"avg{s}", "super_resolve"] > p[f"avg{s}", "bicubic"], s
+    # super_resolve against the constrained sampler
+    assert p["avg2", "super_resolve"] > p["avg2", "ms"] + 1  # 2x: "better by more than a decibel"
+    assert abs(p["avg4", "super_resolve"] - p["avg4", "ms"]) < 0.2  # 4x: "within 0.2 dB"
+
+
+def test_chapter7_spread(chapter7):
+    faces, k = chapter7["faces"], CH7_K
+    ratio, gain, edge = {}, {}, {}
+    for name, out in chapter7["samples"].items():
+        est = out.view(len(faces), k, -1)
+        err = (est - faces.flatten(1)[:, None]).square().mean().sqrt().item() / 2**0.5
+        ratio[name] = est.var(1).mean().sqrt().item() / err
+        single = metrics.psnr(out, faces.repeat_interleave(k, 0)).mean()
+        gain[name] = (metrics.psnr(est.mean(1), faces.flatten(1)).mean() - single).item()
+        shares = []
+        for i in range(len(faces)):
+            gy, gx = torch.gradient(faces[i, 0])
+            g = (gx**2 + gy**2).flatten()
+            strong = g >= g.quantile(0.9)
+            var = est[i].var(0)
+            shares.append((var[strong].sum() / var.sum()).item())
+        edge[name] = sum(shares) / len(shares)
+    exact = 10 * torch.log10(torch.tensor(2 * k / (k + 1))).item()
+    assert all(r < 1 for r in ratio.values()), ratio  # "the samples spread less than they err"
+    for name in ("block", "pixels", "avg2", "avg4", "cs0.25"):  # "below 0.2"
+        assert ratio[name] < 0.2, (name, ratio)
+    for name in ("avg8", "cs0.05", "cs0.1"):  # "largest, from about 0.4 to about 0.8"
+        assert 0.35 < ratio[name] < 0.85 and ratio[name] > max(ratio[n] for n in ("block", "avg4")), name
+    assert sum(ratio[n] < 0.2 for n in ratio) >= 5  # key points: "on most problems by a factor of five"
+    assert all(g < exact / 2 for g in gain.values()), gain  # "less than half of the exact sampler's gain"
+    for name in ("avg2", "avg4"):  # "the tenth of the pixels with the strongest edges holds 0.15 to 0.2"
+        assert 0.14 < edge[name] < 0.21, (name, edge)
+    for name in ("avg8", "cs0.05", "cs0.1"):  # "the edge share is below 0.1"
+        assert edge[name] < 0.1, (name, edge)
+    with torch.no_grad():  # "the multi-scale model's residual on a clean test face is larger than 0.01"
+        residual = (pretrained.shipped("multiscale_rf5")(faces) - faces).flatten(1).norm(dim=1) / CH7_SIZE
+    assert (residual > 0.01).all(), residual
+    for name, out in chapter7["samples"].items():  # std exactly zero (float rounding) on observed pixels
+        if name in ("block", "pixels"):
+            mask = chapter7["hole"] if name == "block" else chapter7["scattered"]
+            assert out.view(len(faces), k, -1).std(1)[:, mask.flatten()].max() < 1e-6
+
+
+def test_chapter7_exercise2_gaussian_posterior():
+    """Exercise 2's solution: on chapter 3's Gaussian prior the constrained sampler's mean misses the exact posterior
+    mean by several times the sampling error, whatever h0, and lies closer to the prior mean."""
+    faces = data.synthetic_faces(2048, 32, seed=0).double()
+    mu, c = faces.mean(0).flatten(), (faces - faces.mean(0)).flatten(1)
+    C = c.T @ c / (len(faces) - 1)
+    prior = toy.GaussianDenoiser(mu.view(1, 32, 32), C)
+    hole = torch.ones(32, 32, dtype=torch.bool)
+    hole[10:22, 8:24] = False
+    x0 = data.synthetic_faces(1, 32, seed=2).double()
+    o, u = hole.flatten(), ~hole.flatten()
+    K = C[u][:, o] @ torch.linalg.inv(C[o][:, o] + 1e-8 * torch.eye(int(o.sum())).double())
+    mean = mu[u] + K @ (x0.flatten()[o] - mu[o])
+    var = torch.diagonal(C[u][:, u] - K @ C[o][:, u])
+    M, X = sampling.inpainting(hole), x0.repeat(64, 1, 1, 1)
+    rms = lambda a: a.square().mean().sqrt().item()
+    miss = {}
+    for h0 in (0.05, 0.01):
+        s, _ = sampling.sample(prior, X.shape, h0=h0, measure=M, m=M.forward(X), generator=list(range(64)),
+                               dtype=torch.float64)
+        s = s.flatten(1)[:, u]
+        miss[h0] = rms(s.mean(0) - mean)
+        assert miss[h0] > 4 * rms(var.sqrt()) / 8, (h0, miss)  # "several times the sampling error"
+        assert rms(s.mean(0) - mu[u]) < rms(mean - mu[u])  # "closer to the prior mean"
+    assert abs(miss[0.05] - miss[0.01]) < 0.1 * miss[0.05], miss  # "hardly changes"
+
+
+def test_chapter7_exercise4_spread_settings(chapter7):
+    """Exercise 4's solution: the ratio of spread to error for three sampler settings (block inpainting, k = 8)."""
+    faces, k = chapter7["faces"], 8
+    X = faces.repeat_interleave(k, 0)
+    M = sampling.inpainting(chapter7["hole"])
+    ms = pretrained.shipped("multiscale_rf5")
+    ratio, calls = [], []
+    for kw in (dict(h0=CH7_H0), dict(h0=0.01), dict(h0=0.05, beta=0.5, fixed_step=True)):
+        out, info = sampling.sample(ms, X.shape, measure=M, m=M.forward(X), generator=list(range(len(X))), **kw)
+        est = out.view(len(faces), k, -1)
+        err = (est - faces.flatten(1)[:, None]).square().mean().sqrt() / 2**0.5
+        ratio.append((est.var(1).mean().sqrt() / err).item())
+        calls.append(info["calls"])
+    assert abs(ratio[1] - ratio[0]) < 0.1, ratio  # "a smaller step with beta = 0.1 changes the ratio little"
+    assert ratio[2] > max(ratio[:2]) + 0.2 and ratio[2] < 1, ratio  # "spread the most"; "stays below 1"
+    assert calls[2] > 2 * calls[0], calls  # "more than twice the calls"
