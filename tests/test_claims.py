@@ -40,11 +40,7 @@ def test_chapter2_bias_free_generalizes_beyond_training_range():
 @pytest.mark.parametrize("h0, k", [(0.05, 6), (0.01, 18)])  # chapter 3's CPU and GPU presets
 def test_chapter3_receptive_field_decides_the_layout(h0, k):
     faces = data.synthetic_faces(2048, 32, seed=0)
-    template = (faces.mean(0) - faces.mean()).flatten()
-
-    def layout(x):  # chapter 3's layout score: correlation with the mean face, means removed
-        a = x.flatten(1) - x.flatten(1).mean(1, keepdim=True)
-        return a @ template / (a.norm(dim=1) * template.norm())
+    layout = lambda x: metrics.layout_score(x, faces.mean(0))  # chapter 3's: correlation with the mean face
 
     result = {}
     for name in ("flat_rf5", "flat_rf33"):
