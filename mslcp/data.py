@@ -1,5 +1,6 @@
 """Data: procedural synthetic faces, CelebA (full and half resolution), and image folders."""
 import math
+import numbers
 import os
 import tempfile
 import zipfile
@@ -183,14 +184,23 @@ CROPS = {(178, 218): (29, 189, 9, 169), (89, 109): (14, 94, 4, 84)}
 SPLITS = {"train": "0", "valid": "1", "test": "2"}
 
 
-def _read(path, box, size):
-    """(1,size,size) float32 in [0,1]: grayscale = mean of RGB, crop `box` (None: centre square), resize."""
-    with Image.open(path) as im:
-        a = np.asarray(im.convert("RGB"), dtype=np.float32)
+def _read(path, box, size, native=None):
+    """(1,size,size) float32 in [0,1]: grayscale = mean of RGB (16-bit images, PIL modes I;16 and I: value / 65535),
+    crop `box` (None: centre square), resize. native: the (W,H) every file must have (CelebA)."""
+    try:
+        with Image.open(path) as im:
+            wh = im.size
+            a = np.asarray(im, np.float32) / 65535 if im.mode.startswith("I") else \
+                np.asarray(im.convert("RGB"), np.float32).mean(2) / 255
+    except (OSError, SyntaxError, ValueError) as e:  # unreadable, truncated, corrupt
+        raise RuntimeError(f"cannot read image {path}: {e}") from e
+    if native is not None and wh != native:
+        raise ValueError(f"{path} is {wh[0]}x{wh[1]} but the folder's first image is {native[0]}x{native[1]}: a "
+                         "CelebA folder holds images of one size (use image_folder() for mixed images)")
     if box is None:
-        h, w, k = *a.shape[:2], min(a.shape[:2])
+        h, w, k = *a.shape, min(a.shape)
         box = ((h - k) // 2, (h - k) // 2 + k, (w - k) // 2, (w - k) // 2 + k)
-    x = torch.from_numpy(a[box[0]:box[1], box[2]:box[3]].mean(2) / 255)[None, None]
+    x = torch.from_numpy(a[box[0]:box[1], box[2]:box[3]])[None, None]
     if x.shape[-1] != size or x.shape[-2] != size:   # box filter for integer factors, else antialiased bilinear
         integer = x.shape[-1] % size == 0 and x.shape[-2] % size == 0
         x = F.interpolate(x, size=(size, size), mode="area") if integer else \
@@ -198,15 +208,19 @@ def _read(path, box, size):
     return x[0]
 
 
-def _load(files, box, size, dtype):
+def _load(files, box, size, dtype, n, native=None):
+    """The first n files (all if n is None) read by _read, (N,1,size,size) as dtype."""
     if dtype not in (torch.float32, torch.uint8):
         raise ValueError(f"dtype must be torch.float32 (values in [0,1]) or torch.uint8 (0..255), got {dtype}")
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0):
+        raise ValueError(f"n must be None (all) or an int >= 0, got {n!r}")
+    files = files[:n]
     out = torch.empty(len(files), 1, size, size, dtype=dtype)
 
     def work(i):
-        x = _read(files[i], box, size)
+        x = _read(files[i], box, size, native)
         out[i] = x if dtype == torch.float32 else (x * 255).round_()
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(work, range(len(files))))
@@ -252,25 +266,40 @@ def celeba(root=None, split="train", size=None, download=False, n=None, dtype=to
     if not files:
         raise RuntimeError(f"no CelebA images in {folder}. {_HELP.format(root=root)}")
     with Image.open(files[0]) as im:
-        if im.size not in CROPS:
-            raise ValueError(f"{files[0]} is {im.size[0]}x{im.size[1]}: not an aligned CelebA image (178x218) "
-                             "or a half-resolution copy (89x109); use image_folder() for other images")
-        box = CROPS[im.size]
+        native = im.size
+    if native not in CROPS:
+        raise ValueError(f"{files[0]} is {native[0]}x{native[1]}: not an aligned CelebA image (178x218) "
+                         "or a half-resolution copy (89x109); use image_folder() for other images")
+    box = CROPS[native]
     part = next((p for p in (root, folder) if (p / "list_eval_partition.txt").exists()), None)
     if split not in (*SPLITS, "all") or (part is None and split == "valid"):
         raise ValueError(f"split must be 'train', 'test', 'all' or (with list_eval_partition.txt) 'valid', "
                          f"got {split!r}")
     if split != "all":
         if part is not None:
-            lines = (part / "list_eval_partition.txt").read_text().splitlines()
-            table = dict(line.split()[:2] for line in lines if line.strip())
+            table = _partition(part / "list_eval_partition.txt")
             files = [f for f in files if table.get(f.name) == SPLITS[split]]
         else:
             k = len(files) - len(files) // 20
             files = files[:k] if split == "train" else files[k:]
     if not files:
         raise RuntimeError(f"split {split!r} of {folder} is empty")
-    return _load(files[:n], box, box[1] - box[0] if size is None else size, dtype)
+    return _load(files, box, box[1] - box[0] if size is None else size, dtype, n, native)
+
+
+def _partition(path):
+    """list_eval_partition.txt -> {file name: "0" | "1" | "2"}."""
+    table = {}
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a text file ({e})") from e
+    for i, line in enumerate(lines, 1):
+        f = line.split()
+        if f and (len(f) < 2 or f[1] not in SPLITS.values()):
+            raise ValueError(f"{path}, line {i}: expected '<image file> <0|1|2>', got {line!r:.80}")
+        table.update([f[:2]] if f else [])
+    return table
 
 
 _HELP = ("Put the aligned images in {root}/img_align_celeba/ (000001.jpg ...) and list_eval_partition.txt in "
@@ -299,7 +328,7 @@ def image_folder(path, size, n=None, dtype=torch.float32):
     files = sorted(f for f in path.rglob("*") if f.suffix.lower() in Image.registered_extensions() and f.is_file())
     if not files:
         raise RuntimeError(f"no images (PIL-readable files) in {path}")
-    return _load(files[:n], None, size, dtype)
+    return _load(files, None, size, dtype, n)
 
 
 def astronaut():

@@ -36,8 +36,12 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
     dest = Path(dest)
     if dest.exists():
         return dest if sha is None else check(dest, sha)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
+    except OSError as e:  # e.g. MSLCP_CACHE is a file or read-only
+        raise RuntimeError(f"cannot write {dest} ({e}); downloads go to the cache folder {cache_dir()} (set "
+                           "MSLCP_CACHE to a writable folder)") from e
     try:
         with os.fdopen(fd, "wb") as out:
             try:

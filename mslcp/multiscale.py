@@ -28,8 +28,8 @@ class MultiScaleDenoiser(nn.Module):
         c = getattr(self.low, "in_channels", None)
         if noisy.ndim != 4 or (c is not None and noisy.shape[1] != c):
             raise ValueError(f"expected a noisy image (B,{c if c is not None else 'C'},H,W), got {tuple(noisy.shape)}")
-        if torch.isnan(noisy).any():
-            raise ValueError("the noisy image contains NaNs")
+        if not torch.isfinite(noisy).all():
+            raise ValueError("the noisy image contains NaN or inf values")
         noisy_low, noisy_details = decompose(noisy, self.levels, self.wavelet, self.normalize)
         lows, details = [self.low(noisy_low)], []
         for j in reversed(range(self.levels)):

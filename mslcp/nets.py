@@ -6,6 +6,7 @@ dicts load with strict=True once the DataParallel prefix "module." is stripped (
 import copy
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -14,7 +15,10 @@ class BFBatchNorm2d(nn.Module):
     """Bias-free batch norm: x / sd * gammas, no mean subtraction, no shift (so it is positively homogeneous).
 
     train: sd = batch std per channel (over B,H,W; biased, +eps inside the sqrt), running_sd updated with momentum.
-    eval: sd = running_sd. Shapes: x (B,C,H,W); running_sd, gammas (1,C,1,1).
+    eval: sd = running_sd. Shapes: x (B,C,H,W); running_sd, gammas (1,C,1,1). A channel whose batch sd is not
+    finite (NaN or inf in the batch) keeps its running_sd, so one bad batch does not spoil later eval outputs.
+    When torch.distributed is initialized with several processes, the batch statistics are those of every
+    rank's batches together.
     """
 
     def __init__(self, channels, momentum=0.1, eps=1e-5):
@@ -27,10 +31,38 @@ class BFBatchNorm2d(nn.Module):
         if not self.training:
             return x / self.running_sd * self.gammas
         xf = x if x.dtype == torch.float64 else x.float()  # statistics in >= fp32 (AMP)
-        sd = torch.sqrt(xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False) + self.eps)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            var = _global_var(xf)  # DistributedDataParallel: statistics of the whole batch, as one process
+        else:
+            var = xf.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        sd = torch.sqrt(var + self.eps)
         with torch.no_grad():
-            self.running_sd.mul_(1 - self.momentum).add_(self.momentum * sd)
+            new = (1 - self.momentum) * self.running_sd + self.momentum * sd
+            self.running_sd.copy_(torch.where(torch.isfinite(sd), new, self.running_sd))
         return x / sd * self.gammas
+
+
+class _Sum(torch.autograd.Function):
+    """Sum of a tensor over all ranks; its gradient is the sum of every rank's gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _global_var(x):
+    """Per-channel biased variance (1,C,1,1) of x (B,C,H,W) over the union of every rank's batch (equal batches)."""
+    n = x.numel() // x.shape[1] * dist.get_world_size()
+    mean = _Sum.apply(x.sum((0, 2, 3), keepdim=True)) / n
+    return _Sum.apply((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
 def kernel_layout(depth, rf):
@@ -79,6 +111,10 @@ class BFCNN(nn.Module):
         """y (B,in,H,W) -> estimated noise (B,out,H,W)."""
         if y.ndim != 4 or y.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B,{self.in_channels},H,W), got shape {tuple(y.shape)}")
+        w = self.conv_layers[0].weight
+        if (y.dtype, y.device) != (w.dtype, w.device) and not torch.is_autocast_enabled(y.device.type):
+            raise ValueError(f"input is {y.dtype} on {y.device} but the net is {w.dtype} on {w.device}: convert "
+                             "one (y.to(...) or net.to(...))")
         x = self.conv_layers[0](y)
         x = F.relu(x) if self.first_relu else x
         for conv, bn in zip(self.conv_layers[1:-1], self.BN_layers):
@@ -128,9 +164,17 @@ class ConditionalBFCNN(BFCNN):
 
     def forward(self, low, noisy_details):
         c = self.channels
-        if low.ndim != 4 or noisy_details.ndim != 4 or low.shape[1] != c or noisy_details.shape[1] != 3 * c:
-            raise ValueError(f"expected low (B,{c},h,w) and details (B,{3 * c},h,w), got {tuple(low.shape)} "
-                             f"and {tuple(noisy_details.shape)}")
+        for name, x, k in (("low", low, c), ("noisy_details", noisy_details, 3 * c)):
+            if x.ndim != 4 or x.shape[1] != k:
+                raise ValueError(f"{name}: expected shape (B,{k},h,w), got {tuple(x.shape)}")
+            if not x.is_floating_point():
+                raise ValueError(f"{name} must be a float tensor ([0,1] scale), got {x.dtype} (for uint8 0..255 "
+                                 "images use x.float() / 255)")
+        if low.shape[0] != noisy_details.shape[0] or low.shape[2:] != noisy_details.shape[2:]:
+            raise ValueError(f"low {tuple(low.shape)} and noisy_details {tuple(noisy_details.shape)} need the same "
+                             "batch size and (h,w)")
+        if low.dtype != noisy_details.dtype:
+            raise ValueError(f"low is {low.dtype} but noisy_details is {noisy_details.dtype}")
         return noisy_details - self.residual(torch.cat([low, noisy_details], 1))
 
 

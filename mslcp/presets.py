@@ -1,6 +1,7 @@
 """Two sizes for every chapter: "cpu" (runs the book on a 2-core laptop in minutes, offline, on synthetic
-faces) and "gpu" (paper-size nets, CelebA). get() picks "gpu" when CUDA is available; MSLCP_PRESET=cpu|gpu
-or an explicit name overrides that, keyword arguments override single fields."""
+faces) and "gpu" (CelebA, more images). get() picks "gpu" when CUDA is available; MSLCP_PRESET=cpu|gpu
+or an explicit name overrides that, keyword arguments override single fields. How models are trained
+(and the training presets "cpu", "colab", "paper") is in mslcp.recipes."""
 import dataclasses
 import os
 
@@ -12,24 +13,25 @@ class Preset:
     name: str
     device: str  # "cuda" when available, else "cpu" (the preset only sets sizes)
     data: str  # "synthetic" (mslcp.data.synthetic_faces) or "celeba" (mslcp.data.celeba, downloaded once)
-    image_size: int  # side of the training / sampling images
-    n_train: int  # training images
+    image_size: int  # side of the images a chapter shows and samples
     n_test: int  # held-out images for PSNR curves
-    steps: int  # optimizer steps per training run
-    batch_size: int
-    patch_size: int  # random training crops (paper: 40 for flat nets)
-    width: int  # channels per conv layer (paper: 64)
-    depth: int  # conv layers (paper: 21)
     n_samples: int  # images drawn per sampling experiment
     h0: float  # Algorithm 1 initial step size (paper: 0.01; larger is faster and rougher)
-    amp: bool  # mixed precision in training (CUDA only)
+
+    def __post_init__(self):
+        if self.data not in ("synthetic", "celeba"):
+            raise ValueError(f"preset data must be 'synthetic' or 'celeba', got {self.data!r}")
+        for f in ("image_size", "n_test", "n_samples"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"preset {f} must be an int >= 1, got {v!r}")
+        if isinstance(self.h0, bool) or not isinstance(self.h0, (int, float)) or not 0 < self.h0 <= 1:
+            raise ValueError(f"preset h0 must be a number with 0 < h0 <= 1, got {self.h0!r}")
 
 
 PRESETS = {
-    "cpu": dict(data="synthetic", image_size=32, n_train=4096, n_test=64, steps=300, batch_size=32,
-                patch_size=32, width=32, depth=8, n_samples=4, h0=0.05, amp=False),
-    "gpu": dict(data="celeba", image_size=160, n_train=50_000, n_test=100, steps=20_000, batch_size=128,
-                patch_size=40, width=64, depth=21, n_samples=16, h0=0.01, amp=True),
+    "cpu": dict(data="synthetic", image_size=32, n_test=64, n_samples=4, h0=0.05),
+    "gpu": dict(data="celeba", image_size=160, n_test=100, n_samples=16, h0=0.01),
 }
 
 
@@ -38,8 +40,12 @@ def get(name=None, **overrides):
     name = name or os.environ.get("MSLCP_PRESET") or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose one of {sorted(PRESETS)} (argument or MSLCP_PRESET)")
+    fields = [f.name for f in dataclasses.fields(Preset) if f.name not in ("name", "device")]
+    if bad := sorted(set(overrides) - set(fields)):
+        raise ValueError(f"{', '.join(bad)}: not a field of a preset; fields: {', '.join(fields)} "
+                         "(training settings are in mslcp.recipes)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return dataclasses.replace(Preset(name=name, device=device, **PRESETS[name]), **overrides)
+    return Preset(name=name, device=device, **{**PRESETS[name], **overrides})
 
 
 def threads():

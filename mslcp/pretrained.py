@@ -116,21 +116,29 @@ def _arch(m):
 
 
 def _build(a):
+    if not isinstance(a, dict) or a.get("cls") not in (*_CLASSES, "MultiScaleDenoiser"):
+        raise ValueError(f"unknown architecture {a!r:.80} (cls must be one of "
+                         f"{[*_CLASSES, 'MultiScaleDenoiser']})")
     if a["cls"] == "MultiScaleDenoiser":
         return MultiScaleDenoiser(_build(a["low"]), [_build(c) for c in a["conditionals"]], a["wavelet"],
                                   a["normalize"])
     return _CLASSES[a["cls"]](**a["config"])
 
 
-def save(model, path):
+def save(model, path, recipe=None):
     """Write model (BFCNN, ConditionalBFCNN or MultiScaleDenoiser of them) to a safetensors file whose metadata
-    "mslcp" holds the architecture as JSON (class, constructor kwargs; MultiScaleDenoiser: keys low., conditionals.j.)."""
-    meta = {"mslcp": json.dumps(_arch(model))}
+    "mslcp" holds, as JSON, the architecture (class, constructor kwargs; MultiScaleDenoiser: keys low.,
+    conditionals.j.), "version" (the library's) and "recipe" (a JSON-able dict, `mslcp.recipes.get`, or None).
+    One metadata key: safetensors writes several in a random order, and the file's SHA-256 must not change."""
+    from . import __version__
+
+    meta = {"mslcp": json.dumps({**_arch(model), "version": __version__, "recipe": recipe})}
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
 
 
 def load(path, device="cpu"):
-    """Rebuild and return (eval mode) a model written by save()."""
+    """Rebuild and return (eval mode) a model written by save(); its .recipe is the stored recipe (None if none).
+    Refuses metadata it cannot use and non-finite weights (ValueError)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -140,14 +148,21 @@ def load(path, device="cpu"):
     if "mslcp" not in meta:
         raise ValueError(f"{path} has no 'mslcp' architecture metadata: not written by mslcp.pretrained.save")
     try:
-        model = _build(json.loads(meta["mslcp"]))
+        arch = json.loads(meta["mslcp"])
+        model = _build(arch)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # bad JSON, unknown class, bad constructor kwargs
+        raise ValueError(f"{path}: its 'mslcp' architecture metadata is not usable ({type(e).__name__}: {e})") from e
+    try:
         model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except RuntimeError as e:
         raise ValueError(f"{path}: weights do not match the architecture in its metadata: {e}") from e
+    if bad := [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise ValueError(f"{path}: non-finite (NaN or inf) weights in {bad[:4]}{' ...' if len(bad) > 4 else ''}")
+    model.recipe = arch.get("recipe")
     return model.to(device).eval()
 
 
-# The book's small checkpoints (data/make_checkpoints.py trains them on synthetic faces): name -> SHA-256.
+# The book's small checkpoints (recipes in mslcp.recipes, trained by data/make_checkpoints.py): name -> SHA-256.
 SHIPPED = {
     "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
     "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",

@@ -3,10 +3,12 @@
 sample: Algorithm 1 (Kadkhodaie & Simoncelli 2021), batched, with conditional (cond=) and constrained (measure=, m=)
 variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model.
 
-Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final. All images start together,
-so t (and the step size h_t) is the iteration count, common to the images still running. An image that stopped is
-frozen: it is no longer passed to the denoiser (nor are its cond/m rows). Its result is x_hat(y_T) = y_T + d(y_T),
-computed in the batched denoiser call of the following iteration (so an image costs steps + 1 denoiser evaluations).
+Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final, or when it fails (diverges,
+or reaches max_steps): it is flagged in info["status"] and the others go on, so one bad image never costs the batch
+(strict=True raises instead). All images start together, so t (and the step size h_t) is the iteration count, common
+to the images still running. An image that stopped is frozen: it is no longer passed to the denoiser (nor are its
+cond/m rows). Its result is x_hat(y_T) = y_T + d(y_T), computed in the batched denoiser call of the following
+iteration (so an image costs steps + 1 denoiser evaluations).
 
 Randomness: `generator` is a torch.Generator, an int seed, None (a seed drawn from torch's global RNG, so
 torch.manual_seed makes runs reproducible), or a list of these, one per image. With one generator the batch draws
@@ -17,6 +19,7 @@ same stream. Generators are consumed in place; the same list passed to synthesiz
 """
 import itertools
 import math
+import numbers
 import warnings
 from collections import namedtuple
 
@@ -63,11 +66,66 @@ def random_projection(shape, k, seed=0):
     return Measure(lambda x: x.flatten(1) @ Q.to(x), lambda v: (v @ Q.to(v).T).view(-1, *shape))
 
 
+def _check(name, value, allowed, test):
+    """Raise ValueError "`name` must be `allowed`" unless test(value) is true (bool, str and errors count as false)."""
+    try:
+        ok = not isinstance(value, (bool, str)) and bool(test(value))
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        ok = False
+    if not ok:
+        got = f"a {value.dtype} tensor of shape {tuple(value.shape)}" if torch.is_tensor(value) else f"{value!r:.80}"
+        raise ValueError(f"{name} must be {allowed}, got {got}")
+
+
+def _check_params(sigma0, sigma_final, h0, beta, max_steps, where=""):
+    """The scalar settings of one run (where: " (level j)" in messages)."""
+    _check("sigma0" + where, sigma0, "a finite number > 0", lambda v: 0 < float(v) < math.inf)
+    _check("sigma_final" + where, sigma_final, f"a number with 0 < sigma_final < sigma0 = {sigma0}",
+           lambda v: 0 < float(v) < float(sigma0))
+    _check("h0" + where, h0, "a number with 0 < h0 <= 1", lambda v: 0 < float(v) <= 1)
+    _check("beta" + where, beta, "a number with 0 < beta <= 1", lambda v: 0 < float(v) <= 1)
+    _check("max_steps", max_steps, "a positive integer", lambda v: float(v).is_integer() and v >= 1)
+
+
+def _check_tensor(name, v):
+    """v: a floating-point tensor without NaN or inf."""
+    _check(name, v, "a floating-point tensor", lambda v: torch.is_tensor(v) and v.is_floating_point())
+    if not torch.isfinite(v).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _placement(denoiser, cond, m, device, dtype):
+    """-> (device, dtype) of the run: those of the denoiser (first floating parameter or buffer of an nn.Module), else
+    of cond or m, else the arguments (default cpu, torch's default dtype). Any two that differ raise ValueError."""
+    found = []
+    if isinstance(denoiser, nn.Module):
+        p = next((p for p in itertools.chain(denoiser.parameters(), denoiser.buffers()) if p.is_floating_point()), None)
+        found += [("the denoiser", p.device, p.dtype)] if p is not None else []
+    found += [(k, v.device, v.dtype) for k, v in (("cond", cond), ("m", m)) if v is not None]
+    found += [("device=", torch.device(device), None)] if device is not None else []
+    found += [("dtype=", None, dtype)] if dtype is not None else []
+    same = lambda a, b: a == b or isinstance(a, torch.device) and a.type == b.type and None in (a.index, b.index)
+    out = []
+    for k, default in ((1, torch.device("cpu")), (2, torch.get_default_dtype())):  # device, dtype
+        have = [f for f in found if f[k] is not None]
+        for f in have[1:]:
+            if not same(have[0][k], f[k]):
+                raise ValueError(f"{f[0]} is {f[k]} but {have[0][0]} is {have[0][k]}: convert one to match")
+        out.append(have[0][k] if have else default)
+    return tuple(out)
+
+
 def _generators(generator, n, device):
     """-> one torch.Generator, or a list of n of them (one stream per image)."""
     def make(g):
         if isinstance(g, torch.Generator):
+            if g.device.type != torch.device(device).type:
+                raise ValueError(f"generator is on {g.device} but sampling runs on {device}")
             return g
+        if g is not None and (isinstance(g, bool) or not isinstance(g, numbers.Integral)):
+            raise TypeError(f"generator must be None, an int seed, a torch.Generator, or a list of these (one per "
+                            f"image), got {g!r:.80}")
+        _check("generator (seed)", g, "an int in [0, 2**64)", lambda v: v is None or 0 <= v < 2**64)
         seed = int(torch.randint(2**62, ())) if g is None else int(g)
         return torch.Generator(device).manual_seed(seed)
     if isinstance(generator, (list, tuple)):
@@ -87,15 +145,13 @@ def _denoise(denoiser, y, cond):
     x = denoiser(y) if cond is None else denoiser(cond, y)
     if x.shape != y.shape:
         raise ValueError(f"denoiser returned shape {tuple(x.shape)} for input of shape {tuple(y.shape)}")
-    if not torch.isfinite(x).all():
-        raise RuntimeError("denoiser returned non-finite values")
     return x
 
 
 @torch.no_grad()
 def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, mean=None, fixed_step=False,
            generator=None, cond=None, measure=None, m=None, max_steps=10_000, record_every=None, device=None,
-           dtype=None):
+           dtype=None, strict=False):
     """Algorithm 1: draw shape[0] samples of shape[1:] (e.g. (B,C,H,W)) from the prior implicit in `denoiser`.
 
     y_0 ~ N(mean, sigma0^2 I), mean default 0.5 (0 when cond is given: detail bands). Each step t = 1, 2, ...:
@@ -105,28 +161,41 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
     cond (B,...): conditional denoiser, called denoiser(cond, y). measure=(M^T, M) with orthonormal rows and
     measurements m = M^T x (B,...): d_t = (I - M M^T) f(y) + M (m - M^T y); y_0's measured part starts at m and
     the result y_T + d_T satisfies M^T x = m exactly.
-    An image still running after max_steps stops there (warning; info["converged"] False). sigma_t > 10 sigma0 or a
-    non-finite sigma_t raises RuntimeError (runaway). device/dtype default to those of cond, m, or the denoiser
-    (an nn.Module is run in eval mode; a plain function of y works too).
-    Returns images (shape) and info: "sigma" (list of (steps_i,) tensors: sigma_1..sigma_T per image), "steps" (B,),
-    "converged" (B,) bool, "calls" (batched denoiser calls), and with record_every=k "trajectory" (R,*shape): y_0 and
-    y after every k-th iteration (finished images frozen).
+    Settings: sigma0 > 0 finite, 0 < sigma_final < sigma0, h0 and beta in (0, 1], max_steps a positive integer;
+    cond, m and mean finite. device/dtype are the denoiser's (an nn.Module's parameters; it is run in eval mode), else
+    those of cond or m, else the arguments; a mismatch raises. A plain function of y works too.
+    Per image: an image whose sigma_t is non-finite or exceeds 10 sigma0, or whose y drifts further than
+    10 max(sigma0, 1) (rms) from mean, is stopped as "diverged" (result NaN); one still running after max_steps stops
+    there as "max_steps" (result x_hat(y_T)); the others go on. Warnings report both, and images that converge at
+    their first step (an identity-like denoiser: the result is the initial noise). RuntimeError if every image
+    diverged, or with strict=True if any image diverged (at once) or reached max_steps.
+    Returns images (shape) and info: "status" (list of B: "converged", "max_steps" or "diverged"), "steps" (B,) last
+    step, "sigma_t" (B,) sigma at that step, "converged" (B,) bool, "sigma" (list of (steps_i,) tensors:
+    sigma_1..sigma_T per image), "calls" (batched denoiser calls), and with record_every=k "trajectory" (R,*shape):
+    y_0 and y after every k-th iteration (finished images frozen).
     """
+    _check("shape", shape, "a sequence of positive ints (B, ...) of length >= 2",
+           lambda s: len(s) >= 2 and all(isinstance(k, numbers.Integral) and k >= 1 for k in s))
+    _check_params(sigma0, sigma_final, h0, beta, max_steps)
+    _check("record_every", record_every, "None or a positive int",
+           lambda v: v is None or isinstance(v, numbers.Integral) and v >= 1)
+    sigma0, sigma_final, h0, beta, max_steps = *map(float, (sigma0, sigma_final, h0, beta)), int(max_steps)
     B, rest = shape[0], tuple(shape[1:])
     N = math.prod(rest)
-    if not (0 < beta <= 1 and 0 < h0 <= 1):
-        raise ValueError(f"need 0 < beta <= 1 and 0 < h0 <= 1, got beta={beta}, h0={h0}")
     if (measure is None) != (m is None):
         raise ValueError("a constrained run needs both measure=(M^T, M) and the measurements m")
     for name, v in (("cond", cond), ("m", m)):
-        if v is not None and len(v) != B:
-            raise ValueError(f"{name} has {len(v)} rows for {B} images")
-    refs = [cond, m] + (list(itertools.chain(denoiser.parameters(), denoiser.buffers()))
-                        if isinstance(denoiser, nn.Module) else [])
-    ref = next((r for r in refs if r is not None and r.is_floating_point()), None)
-    device = device or (ref.device if ref is not None else "cpu")
-    dtype = dtype or (ref.dtype if ref is not None else torch.get_default_dtype())
+        if v is not None:
+            _check_tensor(name, v)
+            if len(v) != B:
+                raise ValueError(f"{name} has {len(v)} rows for {B} images")
+    device, dtype = _placement(denoiser, cond, m, device, dtype)
     mean = (0.0 if cond is not None else 0.5) if mean is None else mean
+    _check("mean", mean, f"a finite number or tensor broadcastable to {rest}",
+           lambda v: torch.isfinite(torch.as_tensor(v)).all() and torch.broadcast_shapes(torch.as_tensor(v).shape,
+                                                                                        rest) == rest)
+    mean = torch.as_tensor(mean, device=device, dtype=dtype)
+    bound = 10 * max(sigma0, 1.0)  # rms distance from mean beyond which y has run away
 
     training = getattr(denoiser, "training", False)  # sample in eval mode, restore afterwards
     if training:
@@ -135,10 +204,10 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
     y = mean + sigma0 * _randn(gen, range(B), rest, torch.empty(0, device=device, dtype=dtype))
     if measure is not None:  # start the measured part at the measurements (as the authors' code)
         y = y + measure[1](m - measure[0](torch.zeros_like(y) + mean))
-    out, hist, traj = torch.empty_like(y), [], [y.clone()] if record_every else None
+    out, hist, traj = torch.full_like(y, math.nan), [], [y.clone()] if record_every else None
     steps = torch.zeros(B, dtype=torch.long, device=device)
     stop = torch.zeros(B, dtype=torch.bool, device=device)
-    converged = stop.clone()
+    converged, failed, first = stop.clone(), stop.clone(), None
     active, t, calls = torch.arange(B, device=device), 0, 0
     try:
         while len(active):
@@ -148,27 +217,35 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
             if measure is not None:
                 fwd, adj = measure
                 d = d - adj(fwd(d)) + adj(m[active] - fwd(ya))
-            done = stop[active]
-            out[active[done]] = (ya + d)[done]
-            active, ya, d = active[~done], ya[~done], d[~done]
-            if not len(active):
-                break
-            t += 1
-            h = h0 if fixed_step else h0 * t / (1 + h0 * (t - 1))
             sigma = d.flatten(1).norm(dim=1) / math.sqrt(N)
-            bad = ~torch.isfinite(sigma) | (sigma > 10 * sigma0)
+            drift = (ya - mean).flatten(1).norm(dim=1) / math.sqrt(N)
+            done, live = stop[active], ~stop[active]  # live: taking step t + 1
+            bad = ~torch.isfinite(sigma) | (sigma > 10 * sigma0) | ~(drift <= bound)
             if bad.any():
                 i = int(bad.nonzero()[0])
-                raise RuntimeError(f"sampling diverged: image {int(active[i])} has sigma_t={float(sigma[i]):.3g} at "
-                                   f"step {t} (limit 10*sigma0={10 * sigma0:g}); lower h0, raise beta or check the "
-                                   "denoiser (noise range, mean, eval mode)")
+                why = ("the denoiser returned non-finite values" if not torch.isfinite(sigma[i]) else
+                       f"y drifted to rms {float(drift[i]):.4g} from mean (limit {bound:g})" if sigma[i] <= 10 * sigma0
+                       else f"sigma_t={float(sigma[i]):.3g} > 10*sigma0={10 * sigma0:g}")
+                first = first or f"image {int(active[i])}: {why} at step {t + int(live[i])}"
+                if strict:
+                    raise RuntimeError(f"sampling diverged: {first}; lower h0, raise beta or check the denoiser "
+                                       "(noise range, mean, eval mode)")
+                failed[active[bad]] = True
+            out[active[done & ~bad]] = (ya + d)[done & ~bad]
+            if live.any():
+                t += 1
+                s = torch.full((B,), math.nan, device=device, dtype=dtype)
+                s[active[live]] = sigma[live]
+                hist.append(s)
+                steps[active[live]] = t
+            keep = live & ~bad
+            active, ya, d, sigma = active[keep], ya[keep], d[keep], sigma[keep]
+            if not len(active):
+                break
+            h = h0 if fixed_step else h0 * t / (1 + h0 * (t - 1))
             gamma = sigma * math.sqrt((1 - beta * h) ** 2 - (1 - h) ** 2)
             z = _randn(gen, active.tolist() if isinstance(gen, list) else active, rest, y)
             y[active] = ya + h * d + gamma.view(-1, *[1] * len(rest)) * z
-            s = torch.full((B,), math.nan, device=device, dtype=dtype)
-            s[active] = sigma
-            hist.append(s)
-            steps[active] = t
             converged[active] = sigma <= sigma_final
             stop[active] = converged[active] | (t >= max_steps)
             if record_every and t % record_every == 0:
@@ -176,14 +253,35 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
     finally:
         if training:
             denoiser.train()
-    if not converged.all():
-        warnings.warn(f"{int((~converged).sum())} images reached max_steps={max_steps} before sigma_final")
+    converged &= ~failed
     S = torch.stack(hist, 1).cpu() if hist else torch.zeros(B, 0)
-    info = {"sigma": [S[i, :n] for i, n in enumerate(steps.tolist())], "steps": steps, "converged": converged,
-            "calls": calls}
+    sig = [S[i, :k] for i, k in enumerate(steps.tolist())]
+    info = {"status": ["diverged" if f else "converged" if c else "max_steps"
+                       for f, c in zip(failed.tolist(), converged.tolist())],
+            "steps": steps, "sigma_t": torch.stack([s[-1] if len(s) else S.new_tensor(math.nan) for s in sig]),
+            "converged": converged, "sigma": sig, "calls": calls}
     if record_every:
         info["trajectory"] = torch.stack(traj)
+    _report(info, B, first, max_steps, strict)
     return out, info
+
+
+def _report(info, B, first, max_steps, strict):
+    """Raise if every image diverged (strict: if any image did not converge), else warn about the flagged images."""
+    n_div, n_max = info["status"].count("diverged"), info["status"].count("max_steps")
+    hint = "lower h0, raise beta or check the denoiser (noise range, mean, eval mode)"
+    if n_div == B or (strict and n_div):
+        raise RuntimeError(f"sampling diverged for {n_div} of {B} images (first: {first}); {hint}")
+    if strict and n_max:
+        raise RuntimeError(f"{n_max} of {B} images reached max_steps={max_steps} before sigma_final (strict=True)")
+    if n_div:
+        warnings.warn(f"{n_div} of {B} images diverged and were stopped, their results are NaN (info['status']); "
+                      f"first: {first}; {hint}")
+    if n_max:
+        warnings.warn(f"{n_max} of {B} images reached max_steps={max_steps} before sigma_final")
+    if (quick := int((info["converged"] & (info["steps"] == 1)).sum())):
+        warnings.warn(f"{quick} of {B} images converged at their first step (sigma_1 <= sigma_final): the denoiser "
+                      "barely changes its input, so the result is close to the initial noise")
 
 
 def _per_level(params, j, J):
@@ -199,6 +297,14 @@ def _per_level(params, j, J):
     return out
 
 
+def _level_params(params, J, max_steps):
+    """Validate the settings of every level up front; -> a function j -> that level's settings."""
+    per = any(isinstance(v, (list, tuple)) for v in params.values())
+    for j in range(J + 1):
+        _check_params(**_per_level(params, j, J), max_steps=max_steps, where=f" (level {j})" if per else "")
+    return lambda j: _per_level(params, j, J)
+
+
 def _up(multiscale, low, details):
     """low_j from low_{j+1} and details_j (normalize "average": 2 idwt2, the same at every level)."""
     from .wavelets import idwt2
@@ -208,46 +314,95 @@ def _up(multiscale, low, details):
     return 2 * x if multiscale.normalize == "average" else x
 
 
-def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
-                  fixed_step=False, generator=None, max_steps=10_000):
-    """Algorithm 2 from a given low-pass `low` (B,C,h,w) at `level` (default multiscale.levels): for j = level-1..0
-    sample the details (B,3C,h,w) from multiscale.conditionals[j] given low, then low <- the level-j low-pass.
-    sigma0, sigma_final, h0, beta: scalars or per-level sequences (see synthesize). Returns images
-    (B,C,h 2^level,w 2^level) and info {"levels": {j: sample info}, "lows": {j: low-pass at level j}, "calls"}.
-    """
-    J = multiscale.levels
-    level = J if level is None else level
-    params = dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta)
-    gen = _generators(generator, len(low), low.device)
+def _widen(info, idx, B):
+    """A sample() info for the images idx of a batch of B -> entries for all B (status "skipped": not run)."""
+    if len(idx) == B:
+        return info
+    pos = dict(zip(idx.tolist(), range(len(idx))))
+    out = dict(info, status=[info["status"][pos[i]] if i in pos else "skipped" for i in range(B)],
+               sigma=[info["sigma"][pos[i]] if i in pos else torch.zeros(0) for i in range(B)])
+    for key, fill in (("steps", 0), ("sigma_t", math.nan), ("converged", False)):
+        out[key] = torch.full((B,), fill, dtype=info[key].dtype, device=info[key].device)
+        out[key][idx.to(out[key].device)] = info[key]
+    return out
+
+
+def _refine(multiscale, low, level, gen, ok, settings, run):
+    """Algorithm 2 from low (B,C,h,w) at `level` for the images where ok (B,) is True (the others stay NaN)."""
     info = {"levels": {}, "lows": {level: low}, "calls": 0}
     for j in reversed(range(level)):
         B, C, h, w = low.shape
-        details, info["levels"][j] = sample(multiscale.conditionals[j], (B, 3 * C, h, w), cond=low, mean=0.0,
-                                            fixed_step=fixed_step, generator=gen, max_steps=max_steps,
-                                            **_per_level(params, j, J))
+        idx = ok.nonzero()[:, 0]
+        g = [gen[i] for i in idx.tolist()] if isinstance(gen, list) else gen
+        d, lev = sample(multiscale.conditionals[j], (len(idx), 3 * C, h, w), cond=low[idx], mean=0.0,
+                        generator=g, **settings(j), **run)
+        details = low.new_full((B, 3 * C, h, w), math.nan)
+        details[idx.to(low.device)] = d
+        info["levels"][j] = _widen(lev, idx, B)
+        ok[idx] = torch.tensor([s != "diverged" for s in lev["status"]])
         low = info["lows"][j] = _up(multiscale, low, details)
-        info["calls"] += info["levels"][j]["calls"]
+        info["calls"] += lev["calls"]
     return low, info
 
 
+def _overall(info):
+    """info["status"] (list of B): "diverged" if the image diverged at some level (it is not refined further and its
+    result is NaN), else "max_steps" if some level reached max_steps (refined further), else "converged"."""
+    per_image = zip(*(lev["status"] for lev in info["levels"].values()))
+    info["status"] = ["diverged" if "diverged" in s else "max_steps" if "max_steps" in s else "converged"
+                      for s in per_image]
+    return info
+
+
+def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
+                  fixed_step=False, generator=None, max_steps=10_000, strict=False):
+    """Algorithm 2 from a given low-pass `low` (B,C,h,w) at `level` (0..levels, default multiscale.levels): for
+    j = level-1..0 sample the details (B,3C,h,w) from multiscale.conditionals[j] given low, then low <- the level-j
+    low-pass. sigma0, sigma_final, h0, beta: scalars or per-level sequences (see synthesize); strict as in sample.
+    An image that diverges at a level is not refined further (its result is NaN); one that reaches max_steps is.
+    Returns images (B,C,h 2^level,w 2^level) and info {"levels": {j: sample info for all B images, status "skipped"
+    for images not run}, "lows": {j: low-pass at level j}, "calls", "status" (list of B, see _overall)}. If level is
+    0 there is nothing to do: low is returned and info["levels"] is empty.
+    """
+    J = multiscale.levels
+    level = J if level is None else level
+    _check("level", level, f"an int in 0..{J} (the model's levels)",
+           lambda v: isinstance(v, numbers.Integral) and 0 <= v <= J)
+    _check_tensor("low", low)
+    _check("low", low, "a tensor (B,C,h,w)", lambda v: v.ndim == 4 and len(v) >= 1)
+    settings = _level_params(dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta), J, max_steps)
+    gen = _generators(generator, len(low), low.device)
+    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict)
+    x, info = _refine(multiscale, low, level, gen, torch.ones(len(low), dtype=torch.bool), settings, run)
+    info["status"] = _overall(info)["status"] if info["levels"] else ["converged"] * len(low)
+    return x, info
+
+
 def synthesize(multiscale, n, *, size, channels=1, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
-               fixed_step=False, generator=None, max_steps=10_000):
+               fixed_step=False, generator=None, max_steps=10_000, strict=False):
     """Algorithm 2: n images (n,channels,H,W), size = H or (H,W) divisible by 2^levels. The low-pass
     (n,channels,H/2^J,W/2^J) is drawn with Algorithm 1 from multiscale.low (initial mean 0.5), then super_resolve.
     sigma0, sigma_final, h0, beta: scalars, or sequences of levels+1 values indexed by level (0 finest conditional,
-    J = levels is the low-pass). Returns images and info as super_resolve, with info["levels"][J] for the low-pass.
+    J = levels is the low-pass); strict as in sample. Returns images and info as super_resolve, with
+    info["levels"][J] for the low-pass; an image that diverges at a level is not refined further (result NaN,
+    info["status"] "diverged").
     """
     J = multiscale.levels
-    H, W = (size, size) if isinstance(size, int) else size
-    if H % 2**J or W % 2**J:
-        raise ValueError(f"size {(H, W)} is not divisible by 2**levels = {2**J}")
-    params = _per_level(dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta), J, J)
+    _check("n", n, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
+    _check("channels", channels, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
+    _check("size", size, f"a positive int or (H, W) pair divisible by 2**levels = {2**J}",
+           lambda v: all(isinstance(k, numbers.Integral) and k >= 1 and k % 2**J == 0
+                         for k in ((v, v) if isinstance(v, numbers.Integral) else v)) and
+           (isinstance(v, numbers.Integral) or len(v) == 2))
+    H, W = (size, size) if isinstance(size, numbers.Integral) else size
+    settings = _level_params(dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta), J, max_steps)
     ref = next(itertools.chain(multiscale.low.parameters(), multiscale.low.buffers()), None)
     gen = _generators(generator, n, ref.device if ref is not None else "cpu")
-    low, info_low = sample(multiscale.low, (n, channels, H >> J, W >> J), mean=0.5, fixed_step=fixed_step,
-                           generator=gen, max_steps=max_steps, **params)
-    x, info = super_resolve(multiscale, low, sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta,
-                            fixed_step=fixed_step, generator=gen, max_steps=max_steps)
+    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict)
+    low, info_low = sample(multiscale.low, (n, channels, H >> J, W >> J), mean=0.5, generator=gen, **settings(J),
+                           **run)
+    ok = torch.tensor([s != "diverged" for s in info_low["status"]])
+    x, info = _refine(multiscale, low, J, gen, ok, settings, run)
     info["levels"][J] = info_low
     info["calls"] += info_low["calls"]
-    return x, info
+    return x, _overall(info)

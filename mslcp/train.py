@@ -1,14 +1,17 @@
 """Training blind denoisers (flat, low-pass and conditional) with MSE, Adam and resumable checkpoints."""
 import copy
+import hashlib
 import math
 import os
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import multiscale
 from .metrics import psnr
 
 
@@ -18,12 +21,11 @@ def _mix(seed: int, step: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + 1) % 2**32
 
 
-def _split(model, x, sigma, noise):
-    """x = [cond, target] (cond empty for a flat model) -> (target, model's estimate of the target)."""
-    k = model.in_channels - model.out_channels
+def _split(net, k, x, sigma, noise):
+    """x = [cond, target] (cond: the first k channels, none for a flat model) -> (target, net's estimate of it)."""
     target = x[:, k:]
     noisy = target + sigma * noise  # noise only on the target channels
-    return target, (model(x[:, :k], noisy) if k else model(noisy))
+    return target, (net(x[:, :k], noisy) if k else net(noisy))
 
 
 def _sigmas(u, lo, hi, log):
@@ -35,43 +37,124 @@ def _float(x):
     return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
-def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
-          patch_size=None, test_data=None, test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None,
-          checkpoint_every=500, device=None, amp=False, seed=0, progress=True):
-    """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
+def examples(images, scale=None, levels=None, wavelet="haar", normalize="average"):
+    """What a model of `scale` trains on, from images (B,C,H,W) (float in [0,1] or uint8): scale None -> the
+    images; "low" -> x_J (B,C,H/2^J,W/2^J), J = levels; level j -> [x_{j+1}, x̄_j] (B,4C,H/2^(j+1),W/2^(j+1))."""
+    if scale is None:
+        return _float(images)
+    if scale == "low":
+        return multiscale.lowpass_data(images, levels, wavelet, normalize)
+    return multiscale.training_data(images, scale, wavelet, normalize)
 
-    data: (N, K, H, W) clean examples, float in [0, 1] or uint8 (converted per batch), K =
-    model.in_channels. If model.in_channels > model.out_channels the model is conditional: the first
-    in-out channels are the clean condition, the last out_channels the target, called
-    model(cond, noisy); else model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or
-    with log_sigma log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as
-    at large, which the mean squared error would otherwise neglect), and a random patch_size crop (None:
-    whole images). The learning rate is lr throughout, or with lr_end a cosine from lr at step 0 to lr_end
-    at the last step (`learning_rate`). Every eval_every steps the history gets the mean loss of the window
-    ('step', 'loss') and, with test_data (M, K, h, w), the mean PSNR (dB) of the target at each of
-    test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
-    checkpoint: path written atomically every checkpoint_every steps and at the end; if it exists the
-    run resumes from it (bit-identical to an uninterrupted run on the same device), and if it is
-    already at >= steps the model gets its weights and its history is returned without training.
-    device: default the model's; amp (CUDA only): bfloat16 autocast where supported, else float16
-    with a GradScaler. The model is trained in train mode and returned in eval mode.
-    """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def _fingerprint(data):
+    """Shape, dtype and a checksum of up to 2^20 evenly spaced elements of data (cheap for any size)."""
+    flat, k = data.reshape(-1), min(data.numel(), 2**20)
+    sample = flat[(torch.arange(k, device=data.device) * (len(flat) - 1) // max(k - 1, 1))]  # int64: exact
+    digest = hashlib.sha256(sample.cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+    return [list(data.shape), str(data.dtype).removeprefix("torch."), digest]
+
+
+def _load(path):
+    """A checkpoint written by train(), or an error that names the file and says how to restart."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        ok = isinstance(ck, dict) and {"model", "optimizer", "scaler", "step", "history", "window"} <= ck.keys()
+    except Exception as e:  # truncated, a safetensors or other foreign file: torch's advice does not apply
+        ok, why = False, type(e).__name__
+    else:
+        why = "not a training checkpoint"
+    if not ok:
+        raise RuntimeError(f"cannot resume from {path} ({why}): it is not a complete checkpoint of "
+                           "mslcp.train.train; delete it to restart")
+    return ck
+
+
+def _layout(model, scale, levels, data, test_data):
+    """Check model, scale and data against each other -> (in_channels, out_channels, crop alignment in pixels)."""
     cin, cout = getattr(model, "in_channels", None), getattr(model, "out_channels", None)
     if cin is None or cout is None or cin < cout:
         raise ValueError(f"model needs in_channels >= out_channels attributes, got {cin}, {cout}")
+    if scale is None:
+        align, channels = 1, cin
+    elif scale == "low":
+        _check_int("levels", levels, 1)
+        align, channels = 2**levels, cin
+    elif isinstance(scale, int) and not isinstance(scale, bool) and scale >= 0:
+        align, channels = 2 ** (scale + 1), cin // 4
+        if cin != 4 * cout // 3 or cout % 3:
+            raise ValueError(f"scale={scale} trains a conditional model (in = 4C, out = 3C channels), got a model "
+                             f"with {cin} -> {cout}")
+    else:
+        raise ValueError(f"scale must be None (flat), 'low' or a wavelet level j >= 0, got {scale!r}")
     for name, d in (("data", data), ("test_data", test_data)):
         if d is None:
             continue
-        if d.dim() != 4 or d.shape[1] != cin or len(d) == 0:
-            raise ValueError(f"{name} must be (N, {cin}, H, W) for a model with in_channels={cin}, "
-                             f"got shape {tuple(d.shape)}")
+        if d.dim() != 4 or d.shape[1] != channels or len(d) == 0:
+            raise ValueError(f"{name} must be (N, {channels}, H, W) for a model with in_channels={cin} and "
+                             f"scale={scale!r}, got shape {tuple(d.shape)}")
         if d.is_floating_point() and not torch.isfinite(d).all():
             raise ValueError(f"{name} contains NaN or inf values")
+        if d.shape[2] % align or d.shape[3] % align:
+            raise ValueError(f"{name}: images {d.shape[2]}x{d.shape[3]} are not divisible by 2^(levels) = {align} "
+                             f"for scale={scale!r}")
+    return cin, cout, align
+
+
+def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
+          patch_size=None, scale=None, levels=None, wavelet="haar", normalize="average", test_data=None,
+          test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None, checkpoint_every=500, device=None,
+          amp=False, seed=0, progress=True):
+    """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
+
+    data: (N, C, H, W), float in [0, 1] or uint8 (converted per batch). What the model learns is `scale`:
+    None: data are the examples themselves (C = model.in_channels); "low": data are images and the model
+    denoises their low-pass x_J (J = levels); level j (int): data are images and the model is the
+    conditional denoiser of x̄_j given x_{j+1} (`examples`; wavelet and normalize as `wavelets.decompose`).
+    Coefficients are computed per batch on the device, from crops aligned to the wavelet blocks. If
+    model.in_channels > model.out_channels the model is conditional: the first in-out channels of an
+    example are the clean condition, the last out_channels the target, called model(cond, noisy); else
+    model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or with log_sigma
+    log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as at large, which
+    the mean squared error would otherwise neglect), and a random patch_size crop of the data (None:
+    whole images). The learning rate is lr throughout, or with lr_end a cosine from lr at step 0 to lr_end
+    at the last step (`learning_rate`). Every eval_every steps the history gets the mean loss of the window
+    ('step', 'loss') and, with test_data (like data), the mean PSNR (dB) of the target at each of
+    test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
+
+    checkpoint: path written atomically at step 0 (so an unwritable path fails before any work, and a run
+    interrupted before its first save restarts from the initial weights), every checkpoint_every steps and
+    at the end. If it exists the run resumes from it (bit-identical to an uninterrupted run on the same
+    device), and if it is already at >= steps the model gets its weights and its history is returned without
+    training. The checkpoint stores the run's settings (seed, learning-rate schedule, batch, patch, σ range
+    and sampling, scale, data fingerprint); a resume with other settings is refused.
+    device: default the model's; amp (CUDA only): bfloat16 autocast where supported, else float16
+    with a GradScaler. The model is trained in train mode and returned in eval mode.
+
+    Under torchrun (torch.distributed initialized) the model is wrapped in DistributedDataParallel: every
+    rank draws the same global batch of batch_size examples and computes its own slice, so N ranks compute
+    what one process computes; rank 0 alone evaluates and writes the checkpoint.
+    """
+    _check_int("steps", steps, 0)
+    for name, value in (("batch_size", batch_size), ("eval_every", eval_every),
+                        ("checkpoint_every", checkpoint_every)):
+        _check_int(name, value, 1)
+    if patch_size is not None:
+        _check_int("patch_size", patch_size, 1)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    cin, cout, align = _layout(model, scale, levels, data, test_data)
     N, _, H, W = data.shape
     ph, pw = (H, W) if patch_size is None else (patch_size, patch_size)
     if ph > H or pw > W:
         raise ValueError(f"patch_size {patch_size} is larger than the {H}x{W} images")
+    if ph % align:
+        raise ValueError(f"patch_size {patch_size} must be a multiple of {align} for scale={scale!r} "
+                         "(crops aligned to the wavelet blocks)")
     lo, hi = sigma_range
     if not 0 <= lo <= hi:
         raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
@@ -79,6 +162,15 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         raise ValueError(f"log_sigma needs sigma_range with low > 0, got {sigma_range}")
     if not (lr > 0 and (lr_end is None or 0 <= lr_end <= lr)):
         raise ValueError(f"need lr > 0 and 0 <= lr_end <= lr, got lr={lr}, lr_end={lr_end}")
+    ddp = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+    mine = slice(rank * batch_size // world, (rank + 1) * batch_size // world)  # this rank's part of each batch
+    settings = dict(seed=seed, lr=lr, lr_end=lr_end, steps=steps if lr_end is not None else None,
+                    batch_size=batch_size, patch_size=patch_size, sigma_range=[lo, hi], log_sigma=log_sigma,
+                    scale=scale, levels=levels if scale == "low" else None, wavelet=wavelet, normalize=normalize,
+                    data=_fingerprint(data))
 
     cuda = device.type == "cuda"
     amp = amp and cuda
@@ -90,7 +182,11 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     history = {"step": [], "loss": [], "test_step": [], "test_psnr": [], "test_sigmas": list(test_sigmas)}
     start, window = 0, [torch.zeros((), device=device), 0]
     if checkpoint is not None and Path(checkpoint).exists():
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        ck = _load(checkpoint)
+        old = ck.get("settings", settings)  # checkpoints written before settings were stored: not checked
+        if diff := [f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]:
+            raise ValueError(f"checkpoint {checkpoint} was written with other settings ({'; '.join(diff)}): "
+                             "pass the same settings to resume, or delete it to restart")
         try:
             model.load_state_dict(ck["model"])
         except RuntimeError as e:
@@ -101,16 +197,27 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         start, history, window = ck["step"], ck["history"], [ck["window"][0].to(device), ck["window"][1]]
 
     def save(step):
+        if rank:
+            return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                 "step": step, "history": history, "window": [window[0].cpu(), window[1]]}
-        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, str(checkpoint) + ".tmp")
-        os.replace(str(checkpoint) + ".tmp", checkpoint)
+                 "step": step, "history": history, "window": [window[0].cpu(), window[1]], "settings": settings}
+        try:
+            Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, str(checkpoint) + ".tmp")
+            os.replace(str(checkpoint) + ".tmp", checkpoint)
+        except OSError as e:
+            raise OSError(f"cannot write the checkpoint {checkpoint}: {e}") from None
 
-    tests = []  # fixed noisy test set: (σ, noise) pairs for the clean test_data
-    if test_data is not None:
+    if ddp:
+        dist.barrier()  # every rank has read the checkpoint before rank 0 writes one
+    if checkpoint is not None and start == 0:
+        save(0)
+
+    tests = []  # fixed noisy test set: (σ, noise) pairs for the clean test examples
+    if test_data is not None and rank == 0:
         tg = torch.Generator().manual_seed(seed)
-        clean = _float(test_data).to(device, memory_format=fmt)
+        clean = torch.cat([examples(x.to(device), scale, levels, wavelet, normalize) for x in test_data.split(256)])
+        clean = clean.contiguous(memory_format=fmt)
         tests = [(s, torch.randn(clean[:, cin - cout:].shape, generator=tg).to(device)) for s in test_sigmas]
 
     def evaluate():  # mean PSNR of the estimated target at each test σ
@@ -118,31 +225,36 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         res = []
         with torch.no_grad(), torch.autocast(device.type, amp_dtype, enabled=amp):
             for s, noise in tests:
-                p = [psnr(*_split(model, clean[i:i + batch_size], s, noise[i:i + batch_size])[::-1])
+                p = [psnr(*_split(model, cin - cout, clean[i:i + batch_size], s, noise[i:i + batch_size])[::-1])
                      for i in range(0, len(clean), batch_size)]
                 res.append(torch.cat(p).mean().item())
         model.train()
         return res
 
+    net = model
+    if ddp:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     g = torch.Generator()
     ng = g if device.type == "cpu" else torch.Generator(device)
     model.train()
-    bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc="train")
+    bar = tqdm(total=steps, initial=min(start, steps), disable=not progress or rank > 0, desc="train")
     for step in range(start, steps):
         for group in opt.param_groups:  # a function of the step only: a resumed run follows the same schedule
             group["lr"] = learning_rate(step, steps, lr, lr_end)
         g.manual_seed(_mix(seed, step))
         if ng is not g:
             ng.manual_seed(_mix(seed, step))
-        idx = torch.randint(N, (batch_size, 1, 1), generator=g)
-        rows = torch.randint(H - ph + 1, (batch_size, 1, 1), generator=g) + torch.arange(ph).view(1, -1, 1)
-        cols = torch.randint(W - pw + 1, (batch_size, 1, 1), generator=g) + torch.arange(pw).view(1, 1, -1)
-        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, generator=g), lo, hi, log_sigma).to(device)
+        # the whole batch's draws on every rank (crops aligned to the wavelet blocks); each rank keeps its slice
+        idx = torch.randint(N, (batch_size, 1, 1), generator=g)[mine]
+        rows = torch.randint((H - ph) // align + 1, (batch_size, 1, 1), generator=g)[mine] * align
+        cols = torch.randint((W - pw) // align + 1, (batch_size, 1, 1), generator=g)[mine] * align
+        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, generator=g), lo, hi, log_sigma)[mine].to(device)
+        rows, cols = rows + torch.arange(ph).view(1, -1, 1), cols + torch.arange(pw).view(1, 1, -1)
         x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)
-        x = _float(x.to(device, non_blocking=True)).contiguous(memory_format=fmt)
-        noise = torch.randn((batch_size, cout, ph, pw), generator=ng, device=device)
+        x = examples(x.to(device, non_blocking=True), scale, levels, wavelet, normalize).contiguous(memory_format=fmt)
+        noise = torch.randn((batch_size, cout, *x.shape[2:]), generator=ng, device=device)[mine]
         with torch.autocast(device.type, amp_dtype, enabled=amp):
-            target, out = _split(model, x, sigma, noise)
+            target, out = _split(net, cin - cout, x, sigma, noise)
         loss = F.mse_loss(out.float(), target)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -153,6 +265,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         log = s % eval_every == 0 or s == steps
         ckpt = checkpoint is not None and (s % checkpoint_every == 0 or s == steps)
         if log or ckpt:
+            if ddp:  # the mean over the whole batch, as one process would log it
+                dist.all_reduce(window[0])
+                window[0] /= world
             mean = window[0].item() / window[1]
             if not math.isfinite(mean):
                 raise RuntimeError(f"training loss is {mean} around step {s} (learning rate {lr} too high? "

@@ -6,6 +6,11 @@ channel 3c+k is band k in (cH, cV, cD) of input channel c, exactly as ``pywt.dwt
 pywt mode "periodization"; for Haar (no overlap between blocks) it also equals mode "symmetric".
 For a 2x2 Haar block [[a, b], [c, d]]: cA = (a+b+c+d)/2, cH = (a+b-c-d)/2, cV = (a-b+c-d)/2,
 cD = (a-b-c+d)/2.
+
+Level indices (one convention for the library, its tests and the book): 0-based. x_0 is the image; one
+wavelet step maps x_j to (x_{j+1}, x̄_j), so the details x̄_j (3 bands) have the resolution of x_{j+1}, and
+p(x_0) = p(x_J) prod_{j=0}^{J-1} p(x̄_j | x_{j+1}). In code, `decompose(x, J)[1][j]` (`details[j]`) is x̄_j,
+`lows[j]` is x_j and `conditionals[j]` models p(x̄_j | x_{j+1}). The paper numbers the same levels from 1.
 """
 import pywt
 import torch
@@ -67,6 +72,8 @@ def idwt2(low: torch.Tensor, details: torch.Tensor, wavelet: str = "haar") -> to
     """Inverse of dwt2: low (B,C,h,w), details (B,3C,h,w) -> x (B,C,2h,2w)."""
     _check_image(low, "idwt2 (low)")
     _check_image(details, "idwt2 (details)")
+    if low.dtype != details.dtype:
+        raise ValueError(f"idwt2: low is {low.dtype} but details are {details.dtype}: convert one to match")
     B, C, h, w = low.shape
     if details.shape != (B, 3 * C, h, w):
         raise ValueError(f"idwt2: details must have shape (B, 3C, h, w) = {(B, 3 * C, h, w)} "

@@ -1,9 +1,11 @@
-"""The book: it builds with warnings as errors (executing every chapter), and every chapter page renders in a
-real headless browser (Debian's chromium through selenium) with its figures, no console errors, and every formula
+"""The book: it builds with warnings as errors (executing every chapter, once per test run: the executed copies
+in _build/jupyter_execute are then checked cell by cell, the role nbval played before), and every chapter page
+renders in a real headless browser (Debian's chromium through selenium) with its figures, no console errors, and every formula
 typeset by MathJax without an error (a local MathJax 3 that .ci/setup installs with npm stands in for the CDN's).
 Both run in `bash .ci/run`; deselect them with `-m "not book"`. Screenshots go to _build/screenshots/."""
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -90,6 +92,19 @@ def test_book_builds_with_warnings_as_errors(build):
     missing = [c for c in chapters() if not (HTML / f"{c}.html").exists()]
     assert not missing, f"chapters without a page: {missing}"
     assert (HTML / "book" / "references.html").exists()
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_chapter_executes(build, chapter):
+    """Every code cell of the chapter ran in the build, without an error output (one execution per CI run)."""
+    path = BUILD / "jupyter_execute" / f"{chapter}.ipynb"
+    assert path.exists(), f"{chapter} was not executed by the build (no {path}); see the build test above"
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code" and c["source"]]
+    errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(cells) for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{chapter}: cells with errors (code cell index, exception, message): {errors}"
+    unrun = [i for i, c in enumerate(cells) if c.get("execution_count") is None]
+    assert not unrun, f"{chapter}: code cells that did not run (index): {unrun}"
 
 
 @pytest.fixture(scope="module")

@@ -175,6 +175,15 @@ def test_image_folder(tmp_path):
         image_folder(tmp_path, 8, dtype=torch.float64)
 
 
+def test_16_bit_images_are_scaled(tmp_path):
+    """A 16-bit gray PNG (PIL mode I;16) is value / 65535, not clipped at 255 (which made ~all pixels 1.0)."""
+    a = (np.arange(16 * 16).reshape(16, 16) * 257).astype(np.uint16)    # 0 .. 65535
+    Image.fromarray(a).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    x = image_folder(tmp_path, 16)
+    np.testing.assert_allclose(x[0, 0].numpy(), a / 65535, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- the shared half-resolution copy
 
 @pytest.mark.skipif(not (HALFRES / "img_align_celeba").is_dir(),

@@ -40,7 +40,7 @@ def test_bf_batchnorm_train_and_eval_match_numpy():
 
 def test_no_bias_anywhere_in_bias_free_net():
     names = [n for n, _ in BFCNN(width=8, depth=5, rf=7).named_parameters()]
-    names += [n for n, _ in ConditionalBFCNN(width=8, depth=5, rf=7).named_buffers()]
+    names += [n for n, _ in ConditionalBFCNN(width=8, depth=5, rf=7).named_parameters()]
     assert names and not [n for n in names if "bias" in n]
     assert any("bias" in n for n, _ in BFCNN(width=8, depth=5, rf=7, bias=True).named_parameters())
 
@@ -142,8 +142,10 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="kernel_sizes"):
         BFCNN(kernel_sizes=[3, 2, 3])
     cond = ConditionalBFCNN(width=8, depth=3, rf=5)
-    with pytest.raises(ValueError, match="details"):
-        cond(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="noisy_details: expected shape"):
+        cond(torch.rand(1, 1, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="low: expected shape"):
+        cond(torch.rand(1, 2, 8, 8), torch.rand(1, 3, 8, 8))
 
 
 def test_from_state_dict_roundtrip_and_config():
@@ -182,3 +184,25 @@ def test_load_authors_state_dicts_strict():
     net = BFCNN.from_state_dict(torch.load(files[0], map_location="cpu", weights_only=True), first_relu=False)
     if net.rf <= 13:
         assert receptive_field(net) == net.rf
+
+
+def test_nan_batch_keeps_running_statistics():
+    """One train-mode pass with a NaN pixel: that batch's output is NaN, but running_sd keeps its finite values, so
+    later eval outputs are unaffected (every channel's batch sd is NaN once the conv spreads the NaN)."""
+    torch.manual_seed(0)
+    net = BFCNN(width=8, depth=4, rf=7)
+    y = torch.rand(4, 1, 12, 12)
+    net.train()(y)
+    before = [bn.running_sd.clone() for bn in net.BN_layers]
+    ref = net.eval()(y)
+    bad = y.clone()
+    bad[0, 0, 5, 5] = float("nan")
+    assert torch.isnan(net.train()(bad)).any()
+    assert all(torch.equal(bn.running_sd, b) for bn, b in zip(net.BN_layers, before))
+    torch.testing.assert_close(net.eval()(y), ref, rtol=0, atol=0)
+    bn = BFBatchNorm2d(2)  # a NaN in channel 1 only: channel 0 is updated as usual, channel 1 kept
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    x[0, 1, 0, 0] = float("nan")
+    bn.double().train()(x)
+    sd0 = torch.sqrt(x[:, 0].var(unbiased=False) + bn.eps)
+    torch.testing.assert_close(bn.running_sd.flatten(), torch.stack([0.9 + 0.1 * sd0, torch.tensor(1.0).double()]))

@@ -20,13 +20,13 @@ def test_preset_choice(monkeypatch):
     monkeypatch.setenv("MSLCP_PRESET", "gpu")
     assert presets.get().name == "gpu"
     assert presets.get("cpu").name == "cpu"  # the argument wins over the environment
-    p = presets.get("cpu", steps=7)
-    assert p.steps == 7 and p.width == presets.PRESETS["cpu"]["width"]
+    p = presets.get("cpu", n_samples=7)
+    assert p.n_samples == 7 and p.h0 == presets.PRESETS["cpu"]["h0"]
     assert {f.name for f in dataclasses.fields(p)} == {"name", "device", *presets.PRESETS["cpu"]}
     assert set(presets.PRESETS["cpu"]) == set(presets.PRESETS["gpu"])
     with pytest.raises(ValueError, match="unknown preset"):
         presets.get("tpu")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="no_such_field: not a field"):
         presets.get("cpu", no_such_field=1)
 
 

@@ -200,6 +200,31 @@ def test_errors_and_guards():
         x, info = sample(den, (2, 1, 8, 8), max_steps=5, generator=0, record_every=2)
     assert torch.isfinite(x).all() and (info["steps"] == 5).all() and not info["converged"].any()
     assert info["trajectory"].shape == (3, 2, 1, 8, 8) and info["calls"] == 6
+    assert info["status"] == ["max_steps"] * 2
+    with pytest.warns(UserWarning, match="first step"):  # an identity "denoiser": the result is the initial noise
+        x, info = sample(lambda y: y, (2, 1, 8, 8), generator=0, dtype=D)
+    assert info["status"] == ["converged"] * 2 and (info["steps"] == 1).all()
+
+
+def test_one_diverging_image_does_not_lose_the_batch():
+    """Image 2 diverges (its denoiser pushes y away): it is stopped and flagged, the others finish exactly as they do
+    without it (per-image generators); strict=True raises instead."""
+    mu, C, *_ = grid_prior()
+    den = GaussianDenoiser(mu, C)
+    flaky = lambda c, y: torch.where(c.view(-1, 1, 1, 1) > 0, y + 2 * (y - 0.5), den(y))
+    flag = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=D).view(4, 1)
+    with pytest.warns(UserWarning, match="1 of 4 images diverged"):
+        x, info = sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2])
+    assert info["status"] == ["converged", "converged", "diverged", "converged"]
+    assert torch.isnan(x[2]).all() and info["sigma_t"][2] > 10 and not info["converged"][2]
+    assert info["sigma"][2][-1] == info["sigma_t"][2] and len(info["sigma"][2]) == info["steps"][2]
+    ref, ref_info = sample(den, (3, 1, 8, 8), generator=[3, 7, 2])
+    torch.testing.assert_close(x[[0, 1, 3]], ref, atol=1e-12, rtol=0)
+    assert torch.equal(info["steps"][[0, 1, 3]], ref_info["steps"])
+    with pytest.raises(RuntimeError, match="image 2: sigma_t"):
+        sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2], strict=True)
+    with pytest.raises(RuntimeError, match="diverged for 2 of 2 images"):
+        sample(flaky, (2, 1, 8, 8), cond=flag[2:3].expand(2, 1), mean=0.5, generator=0)
 
 
 # ---------- Algorithm 2 ----------
@@ -216,7 +241,6 @@ def haar_maps(n):
 
 def test_synthesize_gaussian():
     """J = 1 on 8x8: the low-pass prior and the detail conditionals are the exact marginal/conditional of N(mu, C)."""
-    pytest.importorskip("mslcp.wavelets")
     mu, C, lam, V = grid_prior(amp=0.05)
     L, Dm = haar_maps(8)
     mL, mD = L @ mu.flatten(), Dm @ mu.flatten()
@@ -227,12 +251,12 @@ def test_synthesize_gaussian():
     x, info = synthesize(ms, 400, size=8, generator=0, fixed_step=True, h0=[0.02, 0.02], beta=[0.5, 0.5])
     assert x.shape == (400, 1, 8, 8) and set(info["levels"]) == {0, 1}
     assert info["calls"] == info["levels"][0]["calls"] + info["levels"][1]["calls"]
+    assert info["status"] == ["converged"] * 400
     check_moments(x, mu, lam, V, 8)
 
 
 def test_super_resolve_oracle_reconstructs():
     """Conditionals that return the true details: super_resolve must rebuild the image exactly (J = 2, pywt truth)."""
-    pytest.importorskip("mslcp.wavelets")
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=D)
     coeffs = [pywt.wavedec2(im, "haar", mode="symmetric", level=2) for im in x[:, 0].numpy()]
     lows = {2: torch.tensor(np.array([c[0] for c in coeffs]))[:, None] / 4}
@@ -256,3 +280,21 @@ def test_super_resolve_oracle_reconstructs():
     torch.testing.assert_close(reconstruct(lows[2], [details[0], details[1]], "haar", normalize="average"), x)
     with pytest.raises(ValueError, match="levels"):
         super_resolve(ms, lows[2], h0=[0.01, 0.01])
+
+
+def test_super_resolve_stops_a_diverged_image():
+    """A conditional that diverges for image 1 at level 1: image 1 is not refined at level 0 (NaN, "skipped"), the
+    others give exactly what they give alone (per-image generators)."""
+    shrink = lambda low, y: torch.where(low.flatten(1).mean(1).view(-1, 1, 1, 1) > 5, 3 * y, 0.5 * y)
+    ms = SimpleNamespace(levels=2, wavelet="haar", normalize="average", conditionals=[shrink, shrink])
+    lows = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=D)
+    lows[1] += 10
+    with pytest.warns(UserWarning, match="1 of 3 images diverged"):
+        x, info = super_resolve(ms, lows, generator=[1, 2, 3])
+    assert info["levels"][1]["status"] == ["converged", "diverged", "converged"]
+    assert info["levels"][0]["status"] == ["converged", "skipped", "converged"]
+    assert info["status"] == ["converged", "diverged", "converged"] and info["levels"][0]["steps"][1] == 0
+    assert torch.isnan(x[1]).all() and torch.isfinite(x[[0, 2]]).all()
+    ref, ref_info = super_resolve(ms, lows[[0, 2]], generator=[1, 3])
+    torch.testing.assert_close(x[[0, 2]], ref, atol=1e-12, rtol=0)
+    assert ref_info["status"] == ["converged"] * 2

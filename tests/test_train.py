@@ -1,10 +1,10 @@
-import importlib.util
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from mslcp import multiscale
 from mslcp.train import _sigmas, learning_rate, throughput, train
 
 
@@ -86,9 +86,9 @@ def test_resume_is_bit_identical(tmp_path, kind):
     # the checkpoint loads with weights_only=True and holds the final state
     ck = torch.load(tmp_path / "b.pt", weights_only=True)
     assert ck["step"] == 14 and torch.equal(ck["model"]["net.0.weight"], a.net[0].weight)
-    # already trained that far: no training, weights restored from the checkpoint, same history
+    # already trained: no training, weights restored from the checkpoint, same history
     c = make(seed=3)
-    assert train(c, data, steps=10, checkpoint=tmp_path / "b.pt", **kw) == hb
+    assert train(c, data, steps=14, checkpoint=tmp_path / "b.pt", **kw) == hb
     assert torch.equal(c.net[0].weight, a.net[0].weight)
 
 
@@ -191,7 +191,6 @@ def test_errors(tmp_path):
         train(Flat(width=4), data, steps=4, batch_size=2, checkpoint=tmp_path / "c.pt", progress=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mslcp.nets") is None, reason="mslcp.nets not written yet")
 def test_bfcnn_batchnorm_train_eval():
     from mslcp.nets import BFCNN, ConditionalBFCNN
 
@@ -211,3 +210,102 @@ def test_throughput():
     w = m.net[0].weight.clone()
     assert throughput(m, patch_size=8, batch_size=4, steps=2) > 0
     assert torch.equal(m.net[0].weight, w)  # the model itself is untouched
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    data, ck = smooth_data(), tmp_path / "c.pt"
+    kw = dict(steps=4, batch_size=4, patch_size=8, lr=1e-3, lr_end=1e-4, progress=False, checkpoint=ck)
+    train(Flat(), data, **kw)
+    changes = [(dict(lr=2e-3), "lr"), (dict(batch_size=2), "batch_size"), (dict(seed=1), "seed"),
+               (dict(steps=6), "steps"), (dict(patch_size=12), "patch_size"), (dict(sigma_range=(0, 0.5)), "sigma"),
+               (dict(lr_end=None), "lr_end")]
+    for change, field in changes:
+        with pytest.raises(ValueError, match=f"other settings .*{field}.*delete it to restart"):
+            train(Flat(), data, **{**kw, **change})
+    # a finished checkpoint with other data: refused, not the old model returned
+    with pytest.raises(ValueError, match=r"data \[\[16, 1, 12, 12\], 'float32', '\w+'\] -> \[\[16, 1, 12, 12\]"):
+        train(Flat(), data.flip(-1), **kw)
+    with pytest.raises(ValueError, match="data"):
+        train(Flat(), data[:8], **kw)
+    # a constant learning rate: training longer from a checkpoint is allowed
+    train(Flat(), data, **{**kw, "lr_end": None, "checkpoint": tmp_path / "d.pt"})
+    h = train(Flat(), data, **{**kw, "lr_end": None, "checkpoint": tmp_path / "d.pt", "steps": 6})
+    assert h["step"] == [4, 6]
+
+
+def test_bad_checkpoint_files(tmp_path):
+    from safetensors.torch import save_file
+
+    data, good = smooth_data(), tmp_path / "good.pt"
+    train(Flat(), data, steps=2, batch_size=2, checkpoint=good, progress=False)
+    files = {"truncated.pt": good.read_bytes()[:300], "foreign.pt": b"hello, not a checkpoint\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "weights.safetensors"))
+    torch.save({"model": {}}, tmp_path / "partial.pt")  # a torch file, but not ours
+    for name in (*files, "weights.safetensors", "partial.pt"):
+        with pytest.raises(RuntimeError, match="delete it to restart") as e:
+            train(Flat(), data, steps=2, batch_size=2, checkpoint=tmp_path / name, progress=False)
+        assert str(tmp_path / name) in str(e.value) and "weights_only" not in str(e.value)
+
+
+def test_unwritable_checkpoint_fails_before_training(tmp_path):
+    (tmp_path / "file").write_text("")
+    m = Flat()
+    calls = []
+    m.register_forward_pre_hook(lambda *a: calls.append(1))
+    with pytest.raises(OSError, match="cannot write the checkpoint .*file/c.pt"):
+        train(m, smooth_data(), steps=50, batch_size=2, checkpoint=tmp_path / "file" / "c.pt", progress=False)
+    assert calls == []  # no training step was done
+
+
+def test_restart_after_interrupt_before_first_checkpoint(tmp_path):
+    data = smooth_data()
+    kw = dict(steps=6, batch_size=4, patch_size=8, checkpoint_every=100, progress=False)
+    a = Flat(seed=1)
+    train(a, data, checkpoint=tmp_path / "a.pt", **kw)
+    b = Flat(seed=1)
+    hook = interrupt_at(b, 4)  # steps 1-3 changed b's weights, no checkpoint but the initial one
+    with pytest.raises(Interrupt):
+        train(b, data, checkpoint=tmp_path / "b.pt", **kw)
+    hook.remove()
+    train(b, data, checkpoint=tmp_path / "b.pt", **kw)  # the same (partly trained) instance
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("scale", [0, 1, "low"])
+def test_per_batch_coefficients_equal_materialized(scale):
+    images = smooth_data(n=8, size=16)
+    kw = dict(steps=3, batch_size=4, sigma_range=(0.0, 0.2), progress=False, eval_every=3)
+    make = Flat if scale == "low" else Cond
+    a, b = make(seed=1), make(seed=1)
+    whole = multiscale.lowpass_data(images, 2) if scale == "low" else multiscale.training_data(images, scale)
+    ha = train(a, images, scale=scale, levels=2 if scale == "low" else None, test_data=images[:2], **kw)
+    hb = train(b, whole, test_data=whole[:2], **kw)
+    assert all(torch.allclose(p, q, rtol=1e-5, atol=1e-7) for p, q in zip(a.parameters(), b.parameters()))
+    assert ha["test_psnr"][0] == pytest.approx(hb["test_psnr"][0], rel=1e-5)
+
+
+@pytest.mark.parametrize("j", [0, 1])
+def test_crops_aligned_to_wavelet_blocks(j):
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 1, 16, 16, generator=g)
+    whole = multiscale.training_data(images, j)  # (3, 4, 16/2^(j+1), ...): every example must be a block of it
+    m = Cond()
+    train(m, images, scale=j, steps=4, batch_size=4, patch_size=8, sigma_range=(0.0, 0.0), progress=False)
+    p = 8 // 2 ** (j + 1)
+    blocks = whole.unfold(2, p, 1).unfold(3, p, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 4, p, p)
+    for low, details in m.calls:
+        for x in torch.cat([low, details], 1):
+            assert ((blocks - x).abs().amax((1, 2, 3)) < 1e-6).any()
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train(Cond(), images, scale=1, steps=1, batch_size=2, patch_size=6, progress=False)
+
+
+def test_fingerprint_of_a_large_tensor():
+    from mslcp.train import _fingerprint
+
+    x = torch.zeros(2**25 + 3, dtype=torch.uint8)  # float32 index arithmetic would step past the end here
+    a = _fingerprint(x)
+    x[-1] = 1  # the last element is always in the sample
+    assert a[:2] == [[2**25 + 3], "uint8"] and _fingerprint(x) != a

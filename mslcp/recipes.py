@@ -1,0 +1,223 @@
+"""Named training recipes: how every model of the book was trained, in one place, and how to run one.
+
+A recipe is a dict: the data (`data`, `image_size`, `n_train`, `n_test`), the architecture (`net`: BFCNN keyword
+arguments; `levels` J = 0 for a flat model, else a low-pass net of x_J and one ConditionalBFCNN per level), the
+training settings of `train.train` (`steps`, `batch_size`, `lr`, `lr_end`, `sigma_range`, `log_sigma`, `patch_size`
+in image pixels, `seed`, `test_sigmas`, `eval_every`, `checkpoint_every`, `amp`), and `init_seed` (torch.manual_seed
+before the nets are built). A multi-scale recipe overrides any of these for its low-pass net (`low`) and per level
+(`level`, a list indexed by j, 0 = finest); `low_from` names a recipe whose trained low-pass net it reuses.
+A preset (`PRESETS`) overrides recipes for a machine: "cpu" (the recipes as the book ships them), "colab" (about
+30 min per model on a T4-class GPU, 1/10 of an H200) and "paper" (the paper's data and network size). Keys "flat.K"
+and "multiscale.K" of a preset apply only to that kind of recipe.
+"""
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch.distributed
+
+from . import data, multiscale, nets, pretrained, train as _train
+
+_FLAT = dict(data="synthetic", image_size=32, n_train=8192, n_test=64, levels=0, init_seed=0, steps=4000,
+             batch_size=32, lr=1e-3, lr_end=1e-5, sigma_range=(0.0, 1.0), log_sigma=False, patch_size=None, seed=0,
+             test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint_every=100, amp=False)
+# 32x32 faces, J=2: a low-pass net on 8x8 (rf 13: nearly global; corner to corner needs 15) and conditional nets per
+# level. The low-pass net sees sigma/4 when the model denoises an image at sigma, but the whole range when Algorithm 2
+# draws x_J: it trains on log-uniform sigma in [0.001, 1] (measured with 6000 steps: uniform sigma gives 28.2 dB at
+# sigma = 0.005, where the noisy input has 46 dB; log-uniform 36.8 dB, and 0.6 dB less at sigma = 1). The details are
+# small ("average" normalization: a noise sigma on the image is sigma/2^(j+1) on level j's details), so the
+# conditional nets train on sigma in [0, 0.1] (a wider range leaves too few examples where the details are visible).
+_MULTISCALE = dict(_FLAT, levels=2, steps=3000, batch_size=64, sigma_range=(0.0, 0.1),
+                   test_sigmas=(0.0125, 0.025, 0.05, 0.1),
+                   low=dict(net=dict(rf=13), steps=6000, sigma_range=(1e-3, 1.0), log_sigma=True,
+                            test_sigmas=(0.05, 0.1, 0.2, 0.4), seed=0),
+                   level=[dict(seed=1), dict(seed=2)])
+_SMALL = dict(width=32, depth=8)
+_CELEBA80 = dict(_FLAT, data="celeba80", image_size=80, n_train=None, n_test=None, batch_size=128, patch_size=40,
+                 amp=True, checkpoint_every=500)
+_CELEBA80_MS = dict(_CELEBA80, levels=2, patch_size=None, log_sigma=True, net=dict(width=64, depth=21, rf=9),
+                    low=dict(net=dict(kernel_sizes=[3] * 20), sigma_range=(1e-3, 1.0), steps=2800),
+                    level=[dict(sigma_range=(5e-4, 0.5), steps=2800), dict(sigma_range=(2.5e-4, 0.25), steps=3800)])
+
+RECIPES = {
+    # chapter 2: the same net with and without biases, on a limited noise range (sigma <= 0.1 ~ 25/255)
+    "bf_small": dict(_FLAT, net=dict(_SMALL, rf=17), steps=700, lr_end=None, sigma_range=(0.0, 0.1)),
+    "biased_small": dict(_FLAT, net=dict(_SMALL, rf=17, bias=True), steps=700, lr_end=None, sigma_range=(0.0, 0.1)),
+    # chapter 3: flat denoisers on the whole noise range, a small RF and one that covers the 32x32 image
+    # (a cosine learning-rate decay to 1e-5: with a constant rate the nets stayed poor at small sigma)
+    "flat_rf5": dict(_FLAT, net=dict(_SMALL, rf=5)),
+    "flat_rf33": dict(_FLAT, net=dict(width=24, depth=16, rf=33), steps=5000),
+    # chapter 4 and later: the multi-scale model of 32x32 faces
+    "multiscale_rf5": dict(_MULTISCALE, net=dict(_SMALL, rf=5)),
+    # chapter 5: equal-capacity families (depth 8, width 32, the budgets of flat_rf5 / multiscale_rf5); the receptive
+    # field is set by the kernel layout alone (nets.kernel_layout); multi-scale ones reuse multiscale_rf5's low-pass
+    **{f"flat_rf{rf}": dict(_FLAT, net=dict(_SMALL, rf=rf)) for rf in (9, 13, 17)},
+    **{f"multiscale_rf{rf}": dict(_MULTISCALE, net=dict(_SMALL, rf=rf), low_from="multiscale_rf5") for rf in (9, 13)},
+    # CelebA 80x80 (data.celeba_halfres), GPU: the reference models, with step counts rounded
+    "celeba80_flat9": dict(_CELEBA80, net=dict(width=64, depth=21, rf=9), steps=1800),
+    "celeba80_flat43": dict(_CELEBA80, net=dict(width=64, depth=21, rf=43), steps=2300),
+    "celeba80_ms9": _CELEBA80_MS,
+}
+
+_PAPER_NET = {"net.width": 64, "net.depth": 21, "amp": True, "flat.patch_size": 40, "multiscale.low.net.rf": 41}
+PRESETS = {
+    "cpu": {},
+    # estimates, not measurements: a T4 does ~470 images/s of the paper-size net on 40x40 crops (1/10 of an H200),
+    # so 4000 steps of 128 take ~18 min (flat, 40x40 crops) or ~27 min (J=2 on whole 80x80 images: ~1.5x the pixels)
+    "colab": dict(_PAPER_NET, data="celeba", image_size=80, n_train=50_000, n_test=100, batch_size=128, steps=4000,
+                  checkpoint_every=500),
+    # H200 ~4,700 images/s: ~36 min (flat, 40x40 crops), ~3.6 h (J=2 on whole 160x160 images: ~6x the pixels)
+    "paper": dict(_PAPER_NET, data="celeba", image_size=160, n_train=50_000, n_test=100, batch_size=512, steps=20_000,
+                  checkpoint_every=1000),
+}
+
+_NET_KEYS = {"width", "depth", "rf", "kernel_sizes", "bias"}
+_STAGE_KEYS = set(_FLAT) - {"data", "image_size", "n_train", "n_test", "levels", "init_seed"} | {"net"}
+_INTS = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1, "seed": 0, "init_seed": 0,
+         "image_size": 8, "levels": 0}
+
+
+def _set(r, key, value, name):
+    """Set dotted `key` in recipe r; a top-level training key also replaces the per-net overrides of it."""
+    head, _, rest = key.partition(".")
+    multi = r.get("levels", 0) > 0
+    if head in ("low", "level") or head.startswith("level"):
+        if not multi:
+            raise ValueError(f"{name}: {key!r} sets a per-net setting, but {name} is not a multi-scale recipe")
+        if head == "low":
+            return _set(r.setdefault("low", {}), rest, value, name)
+        j = head.removeprefix("level")
+        if not j.isdigit() or int(j) >= r["levels"]:
+            raise ValueError(f"{name}: {key!r}: levels are level0 ... level{r['levels'] - 1}")
+        return _set(r["level"][int(j)], rest, value, name)
+    if head == "net" and rest:
+        if rest not in _NET_KEYS:
+            raise ValueError(f"{name}: unknown net setting {rest!r}: choose from {sorted(_NET_KEYS)}")
+        r.setdefault("net", {})[rest] = value
+        if rest in ("depth", "rf"):
+            r["net"].pop("kernel_sizes", None)  # a layout given as depth and rf replaces an explicit one
+        return
+    if rest or head not in set(_FLAT) | {"net", "low_from"}:
+        raise ValueError(f"{name}: unknown recipe setting {key!r}: choose from {sorted(set(_FLAT) | {'net'})}, "
+                         "net.K, and for multi-scale recipes low.K and levelJ.K")
+    r[head] = value
+    for sub in [r.get("low", {}), *r.get("level", [])]:  # applies to every net of the recipe
+        sub.pop(head, None)
+
+
+def get(name, preset=None, **overrides):
+    """The recipe `name`, with the preset's overrides (default "cpu"), then `overrides` (dotted keys: "steps",
+    "net.width", "low.steps", "level0.sigma_range"), checked. The result also holds "name" and "preset"."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}: choose one of {sorted(RECIPES)}")
+    preset = preset or "cpu"
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
+    r = copy.deepcopy(RECIPES[name])
+    kind = "multiscale" if r["levels"] else "flat"
+    for key, value in PRESETS[preset].items():
+        k, _, rest = key.partition(".")
+        if k in ("flat", "multiscale"):
+            if k != kind:
+                continue
+            key = rest
+        _set(r, key, value, name)
+    for key, value in overrides.items():
+        _set(r, key, value, name)
+    r.update(name=name, preset=preset)
+    _check(r)
+    return json.loads(json.dumps(r))  # tuples -> lists: the form it takes in a checkpoint's metadata
+
+
+def _check(r):
+    name = r["name"]
+    if r["data"] not in ("synthetic", "celeba", "celeba80"):
+        raise ValueError(f"{name}: data must be 'synthetic', 'celeba' or 'celeba80', got {r['data']!r}")
+    for key in ("n_train", "n_test"):
+        if r[key] is not None and (not isinstance(r[key], int) or r[key] < 1):
+            raise ValueError(f"{name}: {key} must be an int >= 1 (or None: the whole split), got {r[key]!r}")
+    if r["levels"] and len(r.get("level", [])) != r["levels"]:
+        raise ValueError(f"{name}: levels={r['levels']} needs one entry per level in 'level', got {r.get('level')}")
+    for sub in stages(r).values():
+        for key, low in _INTS.items():
+            v = sub.get(key, r.get(key))
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name}: {key} must be an int >= {low}, got {v!r}")
+        if sub["patch_size"] is not None and (not isinstance(sub["patch_size"], int) or sub["patch_size"] < 1):
+            raise ValueError(f"{name}: patch_size must be an int >= 1 or None, got {sub['patch_size']!r}")
+        lo, hi = sub["sigma_range"]
+        if not 0 <= lo <= hi or not sub["lr"] > 0:
+            raise ValueError(f"{name}: need 0 <= sigma_range low <= high and lr > 0, got {sub['sigma_range']}, "
+                             f"lr={sub['lr']}")
+
+
+def stages(r):
+    """The nets a recipe trains, in order: {None: settings} for a flat model, else {"low": ..., 0: ..., J-1: ...};
+    settings = the recipe's training keys with that net's overrides (its "net" merged over the recipe's)."""
+    def merge(sub):
+        s = {k: r[k] for k in _STAGE_KEYS if k in r}
+        s.update({k: v for k, v in sub.items() if k != "net"}, net={**r.get("net", {}), **sub.get("net", {})})
+        return s
+    if not r["levels"]:
+        return {None: merge({})}
+    return {"low": merge(r.get("low", {})), **{j: merge(r["level"][j]) for j in range(r["levels"])}}
+
+
+def build(r):
+    """The untrained model of recipe r (torch.manual_seed(init_seed) first; nets built low-pass, then level 0, 1...)."""
+    torch.manual_seed(r["init_seed"])
+    st = stages(r)
+    if not r["levels"]:
+        return nets.BFCNN(**st[None]["net"])
+    # low_from: that recipe's model is built first (its low-pass weights are loaded by `run`), as its checkpoint was
+    low = build(get(r["low_from"], r["preset"])).low if r.get("low_from") else nets.BFCNN(**st["low"]["net"])
+    return multiscale.MultiScaleDenoiser(low, [nets.ConditionalBFCNN(**st[j]["net"]) for j in range(r["levels"])])
+
+
+def images(r):
+    """(train, test) images of recipe r: synthetic faces (seeds 0 and 1) or CelebA (uint8)."""
+    size, n, m = r["image_size"], r["n_train"], r["n_test"]
+    if r["data"] == "synthetic":
+        return data.synthetic_faces(n, size, seed=0), data.synthetic_faces(m, size, seed=1)
+    if r["data"] == "celeba80":
+        size = None if size == 80 else size
+        return tuple(data.celeba_halfres(split=s, size=size, n=k, dtype=torch.uint8) for s, k in (("train", n),
+                                                                                                  ("test", m)))
+    return tuple(data.celeba(split=s, size=size, n=k, download=True, dtype=torch.uint8) for s, k in (("train", n),
+                                                                                                ("test", m)))
+
+
+def run(r, runs, models=None, device=None, progress=True):
+    """Train recipe r (a dict from `get`) and return the model; resumable: net checkpoints runs/NAME.pt (flat) or
+    runs/NAME.low.pt, runs/NAME.level{j}.pt, and runs/NAME.recipe.json, against which a resumed run is checked.
+    With low_from the low-pass net is that of models/LOW_FROM.safetensors (models: default runs) if it exists, else
+    of the shipped checkpoint."""
+    runs = Path(runs)
+    models = Path(models or runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    saved = runs / f"{r['name']}.recipe.json"
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        if diff := [k for k in sorted(set(old) | set(r)) if old.get(k) != r.get(k)]:
+            raise ValueError(f"{saved} holds another recipe; settings that differ: {', '.join(diff)}. Resume with "
+                             f"the same settings, or delete {runs / r['name']}.* to restart")
+    elif not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        Path(f"{saved}.tmp").write_text(json.dumps(r, indent=1))
+        Path(f"{saved}.tmp").replace(saved)  # atomic: other ranks may be reading it
+    model = build(r)
+    x, x_test = images(r)
+    for scale, s in stages(r).items():
+        net = model if scale is None else model.low if scale == "low" else model.conditionals[scale]
+        if scale == "low" and r.get("low_from"):
+            own = models / f"{r['low_from']}.safetensors"
+            model.low = (pretrained.load(own) if own.exists() else pretrained.shipped(r["low_from"])).low
+            continue
+        tail = "" if scale is None else ".low" if scale == "low" else f".level{scale}"
+        kw = {k: v for k, v in s.items() if k != "net"}
+        kw["sigma_range"], kw["test_sigmas"] = tuple(kw["sigma_range"]), tuple(kw["test_sigmas"])
+        if progress:
+            print(f"{r['name']}: training {'the model' if scale is None else f'net {scale!r}'} ({s['steps']} steps)")
+        _train.train(net, x, scale=scale, levels=r["levels"] if scale == "low" else None, test_data=x_test,
+                     checkpoint=runs / f"{r['name']}{tail}.pt", device=device, progress=progress, **kw)
+    return model.eval()

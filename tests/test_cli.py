@@ -1,0 +1,77 @@
+"""python -m mslcp: train every shipped recipe (tiny overrides), refuse other settings on resume, sample, evaluate."""
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mslcp import data, metrics, pretrained, recipes
+from mslcp.__main__ import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+TINY = ["--set", "steps=2", "--set", "n_train=8", "--set", "n_test=2", "--set", "eval_every=1", "--set", "batch_size=4"]
+SHIPPED = ["bf_small", "biased_small", "flat_rf5", "flat_rf33", "multiscale_rf5", "flat_rf9", "flat_rf13",
+           "flat_rf17", "multiscale_rf9", "multiscale_rf13"]
+
+
+def test_train_every_shipped_recipe(tmp_path, capsys):
+    assert set(SHIPPED) == set(pretrained.SHIPPED) | set(SHIPPED) and set(SHIPPED) <= set(recipes.RECIPES)
+    for name in SHIPPED:  # multiscale_rf9/13 reuse tmp_path/multiscale_rf5.safetensors, trained before them
+        main(["train", name, *TINY, "--out", str(tmp_path)])
+        m = pretrained.load(tmp_path / f"{name}.safetensors")
+        assert m.recipe == recipes.get(name, steps=2, n_train=8, n_test=2, eval_every=1, batch_size=4)
+        ref = recipes.build(m.recipe)  # the recipe's architecture
+        assert [p.shape for p in m.state_dict().values()] == [p.shape for p in ref.state_dict().values()]
+    assert "wrote" in capsys.readouterr().out
+    # a finished run started again with the same settings: nothing to do; with other settings: refused
+    main(["train", "bf_small", *TINY, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="settings that differ: lr, steps"):
+        main(["train", "bf_small", *TINY, "--set", "steps=3", "--set", "lr=2e-3", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown recipe setting 'stepz'"):
+        main(["train", "bf_small", "--set", "stepz=3", "--out", str(tmp_path)])
+
+
+def test_list_and_help(capsys):
+    main(["train", "--list"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in recipes.RECIPES)
+    for cmd in ("train", "sample", "evaluate"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0 and "usage: python -m mslcp " + cmd in capsys.readouterr().out
+    r = subprocess.run([sys.executable, "-m", "mslcp", "train", "--list"], capture_output=True, text=True)
+    assert r.returncode == 0 and "multiscale_rf13" in r.stdout
+
+
+def test_sample_and_super_resolve(tmp_path):
+    main(["sample", "multiscale_rf5", "--n", "2", "--h0", "0.5", "--out", str(tmp_path)])
+    x = torch.load(tmp_path / "multiscale_rf5_samples.pt", weights_only=True)
+    assert x.shape == (2, 1, 32, 32) and (tmp_path / "multiscale_rf5_samples.png").stat().st_size > 0
+    main(["sample", "flat_rf5", "--n", "2", "--size", "16", "--h0", "0.5", "--sigma-final", "0.05",
+          "--out", str(tmp_path)])
+    assert torch.load(tmp_path / "flat_rf5_samples.pt", weights_only=True).shape == (2, 1, 16, 16)
+    faces = data.synthetic_faces(2, 32, seed=3)
+    torch.save(faces, tmp_path / "faces.pt")
+    main(["sample", "multiscale_rf5", "--super-resolve", str(tmp_path / "faces.pt"), "--h0", "0.5",
+          "--out", str(tmp_path)])
+    x = torch.load(tmp_path / "multiscale_rf5_superres.pt", weights_only=True)
+    from mslcp import wavelets  # super-resolution keeps the given low-pass x_2
+
+    lows = [wavelets.decompose(v, 2, normalize="average")[0] for v in (x, faces)]
+    assert torch.allclose(*lows, atol=1e-4)
+
+
+def test_evaluate_table(tmp_path):
+    main(["evaluate", "flat_rf5", "multiscale_rf5", "--n", "8", "--sigmas", "0.1", "0.2", "--out", str(tmp_path)])
+    rows = list(csv.DictReader(open(tmp_path / "denoising.csv")))
+    assert [r["sigma"] for r in rows] == ["0.1", "0.2"] and list(rows[0]) == ["sigma", "noisy", "flat_rf5",
+                                                                               "multiscale_rf5"]
+    x = data.synthetic_faces(8, 32, seed=2)  # the command's test images and noise, recomputed here
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = metrics.psnr(pretrained.shipped("flat_rf5")(x + 0.2 * noise), x).mean().item()
+    assert float(rows[1]["flat_rf5"]) == pytest.approx(want, abs=2e-3)
+    assert abs(float(rows[0]["noisy"]) - 20) < 0.3  # σ = 0.1: 20 dB
+    md = (tmp_path / "denoising.md").read_text()
+    assert "| σ | noisy | flat_rf5 | multiscale_rf5 |" in md and md.count("\n| 0.") == 2
