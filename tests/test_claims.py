@@ -122,6 +122,12 @@ def test_chapter6_per_level_settings(preset):
         assert q["ms"][s] < 0.5 * q["sigma0"][s], s
     assert 0.55 < q["ms"]["total"] / q["sigma0"]["total"] < 0.72  # "the total by about a third"
     assert calls["chosen"][2] < calls["sigma0"][2]  # "with fewer low-pass calls"
+    extreme = lambda x: float(((x.mean((1, 2, 3)) > 0.7) | (x.mean((1, 2, 3)) < 0.2)).float().mean())
+    assert extreme(runs["sigma0"][0]) > max(0.2, 3 * extreme(c["reference"]))  # beta 0.1: "many ... white or black"
+    # "three nets of that depth and width", receptive fields 5 (flat, conditionals) and 13 (low-pass)
+    flat, ms = pretrained.shipped("flat_rf5"), c["ms"]
+    for net, rf in ((flat, 5), (ms.low, 13), *((cond, 5) for cond in ms.conditionals)):
+        assert (len(net.config["kernel_sizes"]), net.config["width"], nets.receptive_field(net)) == (8, 32, rf)
     # exercise 2: beta = 0.5 everywhere, "about half the calls" of the details, distance within the floor
     ratio = sum(calls["beta 0.5"][:2]) / sum(calls["chosen"][:2])
     assert 0.35 < ratio < 0.65 and abs(q["beta 0.5"]["total"] - q["ms"]["total"]) < floor, ratio
@@ -180,11 +186,15 @@ def test_chapter6_cost_batched_against_one_at_a_time():
     assert (xb - torch.cat([x for x, _ in single])).abs().max() < 1e-4  # the same images
 
 
-def test_chapter6_exercises():
+@pytest.mark.parametrize("h0", [0.05, 0.01])
+def test_chapter6_exercise1(h0):
     ms = pretrained.shipped("multiscale_rf5")
-    _, i1 = sampling.synthesize(ms, 8, size=32, sigma0=1.0, h0=0.05, beta=BETA, generator=list(range(8)))
-    for s in i1["levels"][0]["sigma"]:  # exercise 1: "more than half of each run" above 0.1
+    _, i1 = sampling.synthesize(ms, 8, size=32, sigma0=1.0, h0=h0, beta=BETA, generator=list(range(8)))
+    for s in i1["levels"][0]["sigma"]:  # "more than half of each run" above 0.1
         assert (s > 0.1).sum() > len(s) / 2
+
+
+def test_chapter6_exercise3():
     c = chapter6("cpu")  # exercise 3: what the measure sees in degraded held-out faces
     reference, x = c["reference"], c["held_out"]
     dist = lambda y: metrics.sample_distance(y, reference)
