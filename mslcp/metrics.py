@@ -49,18 +49,21 @@ def image_statistics(x: torch.Tensor, mean_image: torch.Tensor, levels: int) -> 
     return stats
 
 
-def wasserstein1d(a: torch.Tensor, b: torch.Tensor, grid: int = 1000) -> torch.Tensor:
+def wasserstein1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """2-Wasserstein distance between the empirical distributions of the samples a (n,) and b (m,): the root mean
-    squared difference of their quantile functions, exact (a piecewise-constant integral) when n = m, else on a
-    midpoint grid of `grid` levels. Two Gaussians N(m1, s1²), N(m2, s2²) are sqrt((m1 - m2)² + (s1 - s2)²) apart."""
+    squared difference of their quantile functions, integrated exactly (both are piecewise constant, with steps at
+    multiples of 1/n and 1/m). Two Gaussians N(m1, s1²), N(m2, s2²) are sqrt((m1 - m2)² + (s1 - s2)²) apart."""
     if a.dim() != 1 or b.dim() != 1 or not len(a) or not len(b):
         raise ValueError(f"wasserstein1d: need two non-empty 1-D samples, got shapes {tuple(a.shape)}, "
                          f"{tuple(b.shape)}")
     a, b = a.to(torch.float64).sort().values, b.to(torch.float64).sort().values
-    if len(a) != len(b):
-        u = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
-        a, b = a[(u * len(a)).long()], b[(u * len(b)).long()]
-    return (a - b).square().mean().sqrt()
+    n, m = len(a), len(b)
+    u = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])
+    u = u.unique()  # sorted breakpoints of both quantile functions in (0, 1]
+    width = torch.diff(u, prepend=u.new_zeros(1))
+    mid = u - width / 2  # each piece's midpoint: the index of its quantile in a and in b
+    ia, ib = (mid * n).long().clamp_max(n - 1), (mid * m).long().clamp_max(m - 1)
+    return (width * (a[ia] - b[ib]).square()).sum().sqrt()
 
 
 def sample_distance(x: torch.Tensor, data: torch.Tensor, levels: int = 3) -> dict:

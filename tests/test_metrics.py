@@ -47,6 +47,9 @@ def test_wasserstein1d_closed_forms():
     # two Gaussians: sqrt((m1 - m2)^2 + (s1 - s2)^2), here from exact quantiles of N(0, 1)
     q = math.sqrt(2) * torch.erfinv(2 * (torch.arange(20000, dtype=torch.float64) + 0.5) / 20000 - 1)
     assert abs(float(wasserstein1d(1 + 2 * q, -1 + 0.5 * q)) - math.hypot(2, 1.5)) < 5e-3
+    # unequal sizes, exactly: {0, 1} against {0, 0, 1} differ on a third of the quantiles, by 1
+    assert abs(float(wasserstein1d(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0, 1.0])))
+               - math.sqrt(1 / 6)) < 1e-12
     # and from random draws of unequal sizes, within sampling error
     x, y = 1 + 2 * torch.randn(40000, generator=g), -1 + 0.5 * torch.randn(30000, generator=g)
     assert abs(float(wasserstein1d(x, y)) - math.hypot(2, 1.5)) < 0.05
