@@ -1,9 +1,12 @@
-"""Downloads with a cache and a SHA-256 check (weights, data sets)."""
+"""Downloads with a cache and a SHA-256 check (weights, data sets), and the small assets the package ships."""
 import hashlib
+import importlib.resources
 import os
 import tempfile
 import urllib.request
 from pathlib import Path
+
+from . import REPOSITORY_PIP
 
 
 def cache_dir() -> Path:
@@ -59,13 +62,29 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
     return dest
 
 
-REPO_RAW = "https://raw.githubusercontent.com/mslcp/mslcp/main/"  # the book's repository (placeholder until published)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the checkout, when mslcp is imported from one
+
+
+def _packaged(rel: str):
+    """`rel` ("data/...") inside the installed package mslcp.assets (pyproject maps data/ onto it), or None."""
+    try:
+        root = importlib.resources.files("mslcp.assets")
+    except ModuleNotFoundError:  # mslcp imported from a checkout that is not installed
+        return None
+    for part in Path(rel).parts[1:]:
+        root = root / part
+    return Path(str(root))
 
 
 def asset(rel: str, sha: str) -> Path:
-    """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"): the checkout's copy when there
-    is one (a pip install, as in Colab, has none: then downloaded from the repository and cached), SHA-256 checked."""
-    if (local := REPO / rel).exists():
+    """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"), SHA-256 checked: the
+    checkout's copy when mslcp is imported from a checkout, else the copy a pip install (Colab) carries in
+    mslcp.assets. Nothing is downloaded."""
+    if not rel.startswith("data/"):
+        raise ValueError(f"asset: rel must be a path under data/, got {rel!r}")
+    if (local := REPO / rel).is_file():
         return check(local, sha)
-    return fetch(REPO_RAW + rel, cache_dir() / "assets" / rel, sha)
+    if (packaged := _packaged(rel)) is not None and packaged.is_file():
+        return check(packaged, sha)
+    raise FileNotFoundError(f"{rel} is neither in the checkout ({REPO}) nor in the installed package mslcp.assets: "
+                            f"reinstall mslcp (pip install {REPOSITORY_PIP!r})")

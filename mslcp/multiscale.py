@@ -1,4 +1,4 @@
-"""Multi-scale denoising with one low-pass denoiser and one conditional denoiser per wavelet level (DESIGN §1.4-1.5).
+"""Multi-scale denoising with one low-pass denoiser and one conditional denoiser per wavelet level.
 
 Level j = 0 is the finest. With J levels, x_0 = image, (x_{j+1}, details_j) = one wavelet step of x_j, and
 p(x_0) = p(x_J) prod_j p(details_j | x_{j+1}). Coefficients follow `wavelets.decompose` ("average": each low-pass is

@@ -1,4 +1,4 @@
-"""Bias-free CNN denoisers (Mohan et al. 2020) and their conditional variant (DESIGN §1.2, §2).
+"""Bias-free CNN denoisers (Mohan et al. 2020) and their conditional variant.
 
 Attribute names (`conv_layers`, `BN_layers`, `running_sd`, `gammas`) match the authors' checkpoints, so their state
 dicts load with strict=True once the DataParallel prefix "module." is stripped (see `BFCNN.from_state_dict`).

@@ -116,11 +116,12 @@ def sigma_trajectory(sigmas, sigma_final=None, labels=None, title="effective noi
     return fig
 
 
-def pyramid(low, details, title=None, size=4.0, index=0):
+def pyramid(low, details, title=None, size=4.0, index=0, labels=True):
     """Wavelet pyramid of image `index` from mslcp.wavelets.decompose's (low, [details_0 (finest), ...]) in the
     layout of pywt.coeffs_to_array, each band where its frequencies are: low-pass top-left, then per level
     cV (vertical edges) top-right, cH (horizontal edges) bottom-left, cD bottom-right. Every band is
-    contrast-normalised on its own (grey = 0); only channel 0 is shown."""
+    contrast-normalised on its own (grey = 0); only channel 0 is shown. labels: name each band (x_J; H_j, V_j, D_j
+    for cH, cV, cD of details_j) in a corner of it."""
     lo = _np(low)[index, 0]
     canvas = (lo - lo.min()) / (np.ptp(lo) or 1.0)
     for d in reversed(details):  # coarsest first
@@ -133,9 +134,15 @@ def pyramid(low, details, title=None, size=4.0, index=0):
     fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     h, w = lo.shape
-    for _ in details:  # band boundaries of each level
+    text = dict(fontsize=7, color="C1", va="top", ha="left", bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
+    if labels:
+        ax.text(0, 0, f"$x_{{{len(details)}}}$", **text)
+    for j in reversed(range(len(details))):  # band boundaries and names of each level, coarsest first
         ax.plot([-0.5, 2 * w - 0.5], [h - 0.5, h - 0.5], color="C1", lw=0.8)
         ax.plot([w - 0.5, w - 0.5], [-0.5, 2 * h - 0.5], color="C1", lw=0.8)
+        if labels:
+            for name, (r, c) in (("V", (0, w)), ("H", (h, 0)), ("D", (h, w))):
+                ax.text(c, r, f"${name}_{{{j}}}$", **text)
         h, w = 2 * h, 2 * w
     ax.set_axis_off()
     ax.set_title(title or f"wavelet pyramid, J = {len(details)}")
@@ -144,19 +151,19 @@ def pyramid(low, details, title=None, size=4.0, index=0):
 
 def band_energy(energies, noise=None, title=None, ax=None):
     """Energy per detail band across scales, log scale: `energies` {label: (J,3) from wavelets.band_energy}, one
-    colour per label, one marker per band (cH, cV, cD); x = level j = 1 (finest) ... J. `noise` {label: J values}
-    (e.g. the noise energy per level) is drawn as grey dashed lines."""
+    colour per label, one marker per band (cH circles, cV squares, cD triangles; solid lines); x = level j = 0
+    (finest) ... J-1. `noise` {label: J values} (e.g. the noise energy per level) is drawn as grey dotted lines."""
     fig, ax = (plt.subplots(figsize=(7.5, 3.8), layout="constrained") if ax is None else (ax.figure, ax))
     for i, (label, e) in enumerate(energies.items()):
         e = _np(e)
-        lv = np.arange(1, len(e) + 1)
-        for k, (band, style) in enumerate(zip(("cH", "cV", "cD"), ("o-", "s--", "^:"))):
+        lv = np.arange(len(e))
+        for k, (band, style) in enumerate(zip(("cH", "cV", "cD"), ("o-", "s-", "^-"))):
             ax.plot(lv, e[:, k], style, color=f"C{i}", ms=4, label=f"{label}: {band}")
     for i, (label, e) in enumerate((noise or {}).items()):
         e = _np(e)
-        ax.plot(np.arange(1, len(e) + 1), e, "--", color=str(0.2 + 0.2 * (i % 4)), lw=1, label=label)
-    ax.set(yscale="log", xlabel="level j (1 = finest)", ylabel="mean squared coefficient", title=title)
-    ax.set_xticks(np.arange(1, max(len(_np(e)) for e in energies.values()) + 1))
+        ax.plot(np.arange(len(e)), e, ":", color=str(0.2 + 0.2 * (i % 4)), lw=1.2, label=label)
+    ax.set(yscale="log", xlabel="level j (0 = finest)", ylabel="mean squared coefficient", title=title)
+    ax.set_xticks(np.arange(max(len(_np(e)) for e in energies.values())))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig

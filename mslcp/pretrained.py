@@ -1,4 +1,4 @@
-"""The paper's released CelebA denoisers (DESIGN §2) and our own checkpoints (safetensors + architecture).
+"""The paper's released CelebA denoisers and our own checkpoints (safetensors + architecture).
 
 Authors' weights (MIT licence, LabForComputationalVision/local-probability-models-of-images): looked up in
 $MSLCP_WEIGHTS (a folder laid out like the repository, `denoisers/...`), else downloaded into hub.cache_dir(); both

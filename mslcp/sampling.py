@@ -1,4 +1,4 @@
-"""Sampling from the prior implicit in a denoiser (DESIGN §1.3, §1.6).
+"""Sampling from the prior implicit in a denoiser.
 
 sample: Algorithm 1 (Kadkhodaie & Simoncelli 2021), batched, with conditional (cond=) and constrained (measure=, m=)
 variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model.

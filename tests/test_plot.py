@@ -90,6 +90,8 @@ def test_pyramid_layout_matches_pywt():
     for level, bands in zip(slices[1:], coeffs[1:]):
         for key, band in zip(("da", "ad", "dd"), bands):  # pywt's keys for cH, cV, cD
             np.testing.assert_allclose(canvas[level[key]], norm(band), atol=1e-6)
+    names = sorted(t.get_text() for t in fig.axes[0].texts)  # every band is labelled
+    assert names == sorted(["$x_{3}$"] + [f"${b}_{{{j}}}$" for j in range(3) for b in "HVD"])
     plt.close(fig)
     with pytest.raises(ValueError, match="do not fit"):
         plot.pyramid(low, details[::-1])
@@ -101,7 +103,8 @@ def test_band_energy_plots_every_band_per_level():
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_title() == "t" and len(ax.lines) == 7
     np.testing.assert_allclose(ax.lines[1].get_ydata(), e[:, 1].numpy())  # faces, cV
-    np.testing.assert_allclose(ax.lines[3].get_xdata(), [1, 2])  # levels count from 1 (finest)
+    np.testing.assert_allclose(ax.lines[3].get_xdata(), [0, 1])  # levels count from 0 (finest), as details[j]
+    assert ax.lines[6].get_linestyle() == ":" and all(line.get_linestyle() == "-" for line in ax.lines[:6])
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["faces: cH", "faces: cV"]
     plt.close(fig)
 

@@ -113,7 +113,7 @@ def test_paper_denoisers_reduce_the_error(weights):
         print(f"{name:22s}" + "".join(f"{p:8.2f}" for p in out))
         gain[name] = out - noisy
         assert (gain[name] > 6).all(), (name, gain[name])
-    # the paper's point (DESIGN §1.5): at high noise a small RF loses far less in the multi-scale model than flat
+    # the paper's point: at high noise a small RF loses far less in the multi-scale model than flat
     assert gain["multi-scale rf 9"][2] > gain["flat rf 9"][2] + 0.5
     # the same weights with a ReLU after the first conv (wrong convention) lose several dB
     relu = BFCNN.from_state_dict(pretrained.paper_flat(43).state_dict(), first_relu=True).eval()
@@ -173,27 +173,31 @@ def test_load_errors(tmp_path):
         pretrained.save(torch.nn.Conv2d(1, 1, 3), bad)
 
 
-def test_shipped_from_checkout_or_download(tmp_path, monkeypatch):
-    """shipped(): the checkout's data/checkpoints copy when present (SHA checked), else a cached download."""
+def test_shipped_from_checkout_or_package(tmp_path, monkeypatch):
+    """shipped(): the checkout's data/checkpoints copy when present, else the installed package's mslcp.assets copy
+    (a pip install, as in Colab); SHA checked; nothing is downloaded."""
     net = BFCNN(width=4, depth=3, rf=5)
-    repo, remote = tmp_path / "repo", tmp_path / "remote"
-    for root in (repo, remote):
-        (root / "data" / "checkpoints").mkdir(parents=True)
-        pretrained.save(net, root / "data" / "checkpoints" / "tiny.safetensors")
+    repo, package = tmp_path / "repo", tmp_path / "site-packages" / "assets"
+    for folder in (repo / "data" / "checkpoints", package / "checkpoints"):
+        folder.mkdir(parents=True)
+        pretrained.save(net, folder / "tiny.safetensors")
     sha = hub.sha256(repo / "data" / "checkpoints" / "tiny.safetensors")
     monkeypatch.setattr(pretrained, "SHIPPED", {"tiny": sha})
     monkeypatch.setattr(hub, "REPO", repo)
-    monkeypatch.setattr(hub, "REPO_RAW", remote.as_uri() + "/")
-    monkeypatch.setenv("MSLCP_CACHE", str(tmp_path / "cache"))
+    used = []
+    monkeypatch.setattr(hub, "_packaged", lambda rel: used.append(rel) or package.joinpath(*rel.split("/")[1:]))
     y = torch.rand(1, 1, 8, 8)
     torch.testing.assert_close(pretrained.shipped("tiny")(y), net.eval()(y))
-    assert not (tmp_path / "cache").exists()  # the checkout's copy was used
+    assert used == [], "the checkout's copy comes first"
     (repo / "data" / "checkpoints" / "tiny.safetensors").write_bytes(b"changed")
     with pytest.raises(RuntimeError, match="SHA-256"):
         pretrained.shipped("tiny")
     (repo / "data" / "checkpoints" / "tiny.safetensors").unlink()  # a pip install: no data/ folder
     torch.testing.assert_close(pretrained.shipped("tiny")(y), net(y))
-    assert (tmp_path / "cache" / "assets" / "data" / "checkpoints" / "tiny.safetensors").exists()
+    assert used == ["data/checkpoints/tiny.safetensors"]
+    (package / "checkpoints" / "tiny.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="tiny.safetensors"):
+        pretrained.shipped("tiny")
     with pytest.raises(ValueError, match="tiny"):
         pretrained.shipped("huge")
 

@@ -1,6 +1,6 @@
 """Algorithms 1 and 2 against exact Gaussian priors (tolerances from the sample size) and a plain reference loop.
 
-What Algorithm 1 (DESIGN §1.3) does and does not guarantee, measured here with the exact blind denoiser of N(mu, C):
+What Algorithm 1 does and does not guarantee, measured here with the exact blind denoiser of N(mu, C):
 it is exact only in the small-step limit. With the paper's ascending steps (h_t -> 1) and beta = 0.1 the samples are
 under-dispersed along high-variance directions (by ~5-25%: a per-step error ~h^2 sigma^2 against a decrease of
 2 beta h sigma^2), so the moment test uses fixed steps with h0/(2 beta) = 2%. The constrained variant conditions on
@@ -63,7 +63,7 @@ def test_gaussian_prior_moments():
 
 
 def reference(denoiser, y, h0=0.01, beta=0.1, sigma_final=0.01, g=None):
-    """DESIGN §1.3, literally, for one image."""
+    """Algorithm 1 of Kadkhodaie & Simoncelli (2021), literally, for one image."""
     t, sigmas = 1, []
     while True:
         h = h0 * t / (1 + h0 * (t - 1))

@@ -1,4 +1,4 @@
-"""mslcp.wavelets against pywt (independent reference) and the closed forms of DESIGN §2."""
+"""mslcp.wavelets against pywt (independent reference) and the closed forms of the Haar transform."""
 import warnings
 
 import numpy as np
@@ -52,7 +52,7 @@ def test_dwt2_matches_pywt(name, mode, shape):
 
 
 def test_haar_closed_form_signs_and_float32():
-    # one 2x2 block [[a, b], [c, d]] = [[1, 2], [3, 5]]: DESIGN §2 formulas, in float32
+    # one 2x2 block [[a, b], [c, d]] = [[1, 2], [3, 5]]: the Haar closed forms, in float32
     x = torch.tensor([[1.0, 2.0], [3.0, 5.0]]).view(1, 1, 2, 2)
     low, details = dwt2(x)
     assert low.dtype == details.dtype == torch.float32
