@@ -164,11 +164,16 @@ def load(path, device="cpu"):
 
 # The book's small checkpoints (recipes in mslcp.recipes, trained by data/make_checkpoints.py): name -> SHA-256.
 SHIPPED = {
-    "bf_small": "b23887af6b3019b743ee77779b75ce46bb1018530d9e863754c9a60b628d393a",
-    "biased_small": "2182abb25eedfbbc85806c45fd4a7bc7fbbdb9919626c633e5ceeb84cae507ff",
-    "flat_rf5": "527efe28dee8a364d79f48cb6a007f07a8c0c8553fc8ce74cdb712edc0d31048",
-    "flat_rf33": "b8e8ad806583a2aab2bb9e7a121eaef89cae32477dadd9f2dcff3464b8b632ca",
-    "multiscale_rf5": "61d050e66b2e63b4c05f9c65e8e7caf8e0257b3ace9f030921da5e4c723be25e",
+    "bf_small": "1ea51cfe2d7834b71a03c8386ea8b035f1c7b0deec8d165109b05b9a0713f8ce",
+    "biased_small": "bcdbeb4826bf07bbb6efdc1e847b25f2de32aac8629df88e8d14a5a76f5b5c57",
+    "flat_rf5": "3a8a873b1abb3b27f8543c5f09d6255dbbbd38169137c172e7ab0d621aefa2a5",
+    "flat_rf33": "defed14ef0cf283c00015d486e8d9330a81bad54fe1f7397c451949296cb4680",
+    "multiscale_rf5": "a9d601e456cc9befe52db35d510e950f1cd12e278ac394c6bed53938e9025d33",
+    "flat_rf9": "d6d07e0c0099d3bebfb8f7897acdce3b047a8e6f8d218952eee391d48b0df029",
+    "flat_rf13": "c6009ee5b3e1caea5649977909a88c3378492958714b6bc46b3b037aa384c7d8",
+    "flat_rf17": "c3b7415cc66f84ba96b9775eb66b83a70b42570535aadb15770c4244f550e204",
+    "multiscale_rf9": "69dfa4fb05978d88b1a7df25b7bfe341b4392329514b539e8dedaae0fcd3b861",
+    "multiscale_rf13": "ae577b2868372af7c4ea554a98ec737a8751334754dd197650c6fc14b72bb867",
 }
 
 
