@@ -344,3 +344,26 @@ def test_chapter6_exercise3():
     flipped = dist(x.flip(-2))  # upside down: "changes only the layout score"
     assert all(abs(flipped[k] - base[k]) < 1e-4 for k in base if k not in ("layout", "total"))
     assert flipped["layout"] > base["layout"] + 0.3
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_chapter6_equal_capacity_pairs(preset):
+    c, h0, n = chapter6(preset), CH6[preset]["h0"], CH6[preset]["n"]
+    reference, seeds = c["reference"], list(range(n))
+    ms5 = pretrained.shipped("multiscale_rf5")
+    for rf in (9, 13):
+        ms, flat = pretrained.shipped(f"multiscale_rf{rf}"), pretrained.shipped(f"flat_rf{rf}")
+        assert all(torch.equal(a, b) for a, b in zip(ms.low.state_dict().values(), ms5.low.state_dict().values()))
+        for net, r in ((flat, rf), *((cond, rf) for cond in ms.conditionals)):  # depth 8, width 32
+            assert (len(net.config["kernel_sizes"]), net.config["width"], nets.receptive_field(net)) == (8, 32, r)
+        with torch.no_grad():
+            floor = float(((flat(reference[:64]) - reference[:64]).flatten(1).norm(dim=1) / 32).mean())
+        q_ms = metrics.sample_distance(sampling.synthesize(ms, n, size=32, sigma0=SIGMA0, h0=h0, beta=BETA,
+                                                           generator=seeds)[0], reference)
+        for beta in (0.5, 0.1):
+            x = sampling.sample(flat, (n, 1, 32, 32), h0=h0, beta=beta, sigma_final=max(0.01, 1.5 * floor),
+                                generator=seeds)[0]
+            q = metrics.sample_distance(x, reference)
+            assert q_ms["total"] < q["total"] and q["layout"] > 1 > 0.5 > q_ms["layout"], (rf, beta)
+    q = c["quality"]  # and RF 5, from the chapter's main runs
+    assert q["ms"]["total"] < min(q["flat 0.5"]["total"], q["flat 0.1"]["total"]) and q["ms"]["layout"] < 0.5
