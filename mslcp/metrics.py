@@ -33,3 +33,70 @@ def denoising_psnr(models, x, sigmas, seed=0):
             for name, model in models.items():
                 table[name].append(psnr(model(y), x).mean().item())
     return table
+
+
+# --- sample quality: distances between distributions of image statistics (no downloaded network) ---
+
+def layout_score(x: torch.Tensor, mean_image: torch.Tensor) -> torch.Tensor:
+    """Correlation of each image with a mean image, both with their own mean removed: x (B,C,H,W), mean_image
+    (C,H,W) -> (B,) in [-1, 1]. High when the dark and bright regions sit where the mean image has them."""
+    if x.shape[1:] != mean_image.shape:
+        raise ValueError(f"layout_score: images {tuple(x.shape)} do not match the mean image {tuple(mean_image.shape)}")
+    t = mean_image.flatten().to(torch.float64)
+    t = t - t.mean()
+    a = x.flatten(1).to(torch.float64)
+    a = a - a.mean(1, keepdim=True)
+    return (a @ t / (a.norm(dim=1) * t.norm()).clamp_min(1e-12)).to(torch.promote_types(x.dtype, torch.float32))
+
+
+def image_statistics(x: torch.Tensor, mean_image: torch.Tensor, levels: int) -> dict:
+    """Per-image statistics {name: (B,)} of images x (B,C,H,W): "mean" intensity, "contrast" (std of the pixels),
+    per level j = 0 (finest) .. levels-1 "log energy j" (log of the mean squared orthonormal Haar detail
+    coefficient) and "kurtosis j" (of the detail coefficients, 3 for a Gaussian; heavy tails = sparse edges),
+    and "layout" (layout_score against mean_image)."""
+    from .wavelets import decompose
+    x = x.to(torch.float64)
+    _, details = decompose(x, levels)
+    stats = {"mean": x.mean((1, 2, 3)), "contrast": x.flatten(1).std(1)}
+    for j, d in enumerate(details):
+        d = d.flatten(1)
+        m2 = d.square().mean(1)
+        stats[f"log energy {j}"] = m2.clamp_min(1e-20).log()
+        stats[f"kurtosis {j}"] = d.pow(4).mean(1) / m2.square().clamp_min(1e-40)
+    stats["layout"] = layout_score(x, mean_image.to(x)).double()
+    return stats
+
+
+def wasserstein1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """2-Wasserstein distance between the empirical distributions of the samples a (n,) and b (m,): the root mean
+    squared difference of their quantile functions, integrated exactly (both are piecewise constant, with steps at
+    multiples of 1/n and 1/m). Two Gaussians N(m1, s1²), N(m2, s2²) are sqrt((m1 - m2)² + (s1 - s2)²) apart."""
+    if a.dim() != 1 or b.dim() != 1 or not len(a) or not len(b):
+        raise ValueError(f"wasserstein1d: need two non-empty 1-D samples, got shapes {tuple(a.shape)}, "
+                         f"{tuple(b.shape)}")
+    a, b = a.to(torch.float64).sort().values, b.to(torch.float64).sort().values
+    n, m = len(a), len(b)
+    u = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])
+    u = u.unique()  # sorted breakpoints of both quantile functions in (0, 1]
+    width = torch.diff(u, prepend=u.new_zeros(1))
+    mid = u - width / 2  # each piece's midpoint: the index of its quantile in a and in b
+    ia, ib = (mid * n).long().clamp_max(n - 1), (mid * m).long().clamp_max(m - 1)
+    return (width * (a[ia] - b[ib]).square()).sum().sqrt()
+
+
+def sample_distance(x: torch.Tensor, data: torch.Tensor, levels: int = 3) -> dict:
+    """How far the images x (B,C,H,W) are from the images `data` (N,C,H,W), statistic by statistic: for each
+    statistic of image_statistics (layout against the mean of `data`), the 2-Wasserstein distance between its
+    values on x and on data, divided by its standard deviation on data. Returns {name: distance} and "total",
+    the mean over the statistics. 0 for identical sets; two independent draws from one distribution give a
+    positive value that shrinks with their sizes (measure it: it is the noise floor)."""
+    if x.dim() != 4 or data.dim() != 4 or x.shape[1:] != data.shape[1:]:
+        raise ValueError(f"sample_distance: need two batches of images of one size, got {tuple(x.shape)}, "
+                         f"{tuple(data.shape)}")
+    if len(data) < 2:
+        raise ValueError("sample_distance: data needs at least 2 images (the scales are its standard deviations)")
+    mean_image = data.to(torch.float64).mean(0)
+    sx, sd = image_statistics(x, mean_image, levels), image_statistics(data, mean_image, levels)
+    out = {k: float(wasserstein1d(sx[k], sd[k]) / sd[k].std().clamp_min(1e-12)) for k in sd}
+    out["total"] = sum(out.values()) / len(sd)
+    return out
