@@ -1,6 +1,6 @@
 """What the chapters say about the shipped checkpoints (data/checkpoints), checked with the chapters' own settings.
 
-The book's text describes these small nets in words ("within about a decibel", "at least twice"). nbval only runs
+The book's text describes these small nets in words ("within about a decibel", "at least twice"). The book build only runs
 the chapters; these tests fail when a retrained checkpoint no longer matches the words, so that the text is
 revised with it.
 """
