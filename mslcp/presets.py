@@ -7,6 +7,8 @@ import os
 
 import torch
 
+from .train import check_int
+
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
@@ -22,9 +24,7 @@ class Preset:
         if self.data not in ("synthetic", "celeba"):
             raise ValueError(f"preset data must be 'synthetic' or 'celeba', got {self.data!r}")
         for f in ("image_size", "n_test", "n_samples"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"preset {f} must be an int >= 1, got {v!r}")
+            check_int(f"preset {f}", getattr(self, f), 1)
         if isinstance(self.h0, bool) or not isinstance(self.h0, (int, float)) or not 0 < self.h0 <= 1:
             raise ValueError(f"preset h0 must be a number with 0 < h0 <= 1, got {self.h0!r}")
 

@@ -141,9 +141,7 @@ def _check(r):
         raise ValueError(f"{name}: levels={r['levels']} needs one entry per level in 'level', got {r.get('level')}")
     for sub in stages(r).values():
         for key, low in _INTS.items():
-            v = sub.get(key, r.get(key))
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name}: {key} must be an int >= {low}, got {v!r}")
+            _train.check_int(f"{name}: {key}", sub.get(key, r.get(key)), low)
         if sub["patch_size"] is not None and (not isinstance(sub["patch_size"], int) or sub["patch_size"] < 1):
             raise ValueError(f"{name}: patch_size must be an int >= 1 or None, got {sub['patch_size']!r}")
         lo, hi = sub["sigma_range"]

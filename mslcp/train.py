@@ -47,7 +47,8 @@ def examples(images, scale=None, levels=None, wavelet="haar", normalize="average
     return multiscale.training_data(images, scale, wavelet, normalize)
 
 
-def _check_int(name, value, low):
+def check_int(name, value, low):
+    """Raise ValueError naming `name` unless value is an int (not a bool) >= low."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
@@ -83,7 +84,7 @@ def _layout(model, scale, levels, data, test_data):
     if scale is None:
         align, channels = 1, cin
     elif scale == "low":
-        _check_int("levels", levels, 1)
+        check_int("levels", levels, 1)
         align, channels = 2**levels, cin
     elif isinstance(scale, int) and not isinstance(scale, bool) and scale >= 0:
         align, channels = 2 ** (scale + 1), cin // 4
@@ -140,12 +141,12 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     rank draws the same global batch of batch_size examples and computes its own slice, so N ranks compute
     what one process computes; rank 0 alone evaluates and writes the checkpoint.
     """
-    _check_int("steps", steps, 0)
+    check_int("steps", steps, 0)
     for name, value in (("batch_size", batch_size), ("eval_every", eval_every),
                         ("checkpoint_every", checkpoint_every)):
-        _check_int(name, value, 1)
+        check_int(name, value, 1)
     if patch_size is not None:
-        _check_int("patch_size", patch_size, 1)
+        check_int("patch_size", patch_size, 1)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     cin, cout, align = _layout(model, scale, levels, data, test_data)
     N, _, H, W = data.shape
