@@ -10,6 +10,8 @@ import math
 import torch
 from torch.func import jacrev, vjp, vmap
 
+from .wavelets import decompose
+
 
 def jacobian(denoiser, y, rf=None, chunk_size=None):
     """Full Jacobian (d,d) at one image y (1,C,H,W): J[k, l] = ∂D(y)_k / ∂y_l, pixels flattened in C,H,W order.
@@ -59,6 +61,26 @@ def energy_within(rows, pixels, radii):
     i, j = (torch.arange(n, device=e.device) for n in e.shape[-2:])
     dist = torch.maximum((i.view(-1, 1) - p[:, 0]).abs(), (j - p[:, 1]).abs())  # (K,H,W): Chebyshev distance
     return torch.stack([((e * (dist <= r)).sum((-2, -1)) / total).mean() for r in radii]).cpu()
+
+
+def conditional_locality(cond, x, y, level, pixels, radii, normalize="average"):
+    """energy_within for the conditional denoiser `cond` of `level`: the rows of its three output bands w.r.t. the
+    noisy details of y (B,C,H,W), the clean x_{level+1} of x held fixed, at the image pixels [(i, j)] divided by
+    2^(level+1) (the net's own pixels, in which the radii count). -> (len(radii),) float64."""
+    s = 2 ** (level + 1)
+    low = decompose(x, level + 1, normalize=normalize)[0]
+    noisy = decompose(y, level + 1, normalize=normalize)[1][level]
+    p = [(i // s, k // s) for i, k in pixels]
+    rows = torch.cat([jacobian_rows(lambda d: cond(low, d), noisy, p, channel=c) for c in range(3)], 1)
+    return energy_within(rows, p * 3, radii)
+
+
+def radius(curve, radii, level=0.95):
+    """The smallest of `radii` at which an energy_within curve (aligned with radii) reaches `level`."""
+    r = next((r for r, e in zip(radii, curve.tolist()) if e >= level), None)
+    if r is None:
+        raise ValueError(f"the curve never reaches {level} (max {float(curve.max()):.3f}): extend the radii")
+    return r
 
 
 def trace_estimate(denoiser, y, n=8, seed=0):

@@ -167,3 +167,23 @@ def test_energy_within_of_a_net_against_its_full_jacobian():
                      for i, j in pixels] for r in range(6)])
     np.testing.assert_allclose(frac.numpy(), np.mean(ref, axis=(0, 2)), rtol=1e-10)
     assert frac[3] == pytest.approx(1.0, abs=1e-12) and frac[2] < 1 - 1e-6  # receptive field 7: radius 3
+
+
+def test_conditional_locality_of_a_known_linear_map():
+    # output pixel (i, k) of every band = 0.5 input (i, k) + 0.5 input (i, k - 1), periodically: energy 1/2 at
+    # distance 0 and 1/2 at distance 1, except in column 0, where the second half comes from the far column
+    cond = lambda low, d: 0.5 * d + 0.5 * torch.roll(d, 1, -1) + 0 * low.sum()
+    x = torch.rand(1, 1, 32, 32, dtype=torch.float64)
+    y = x + 0.1 * torch.randn(x.shape, dtype=torch.float64)
+    e = analysis.conditional_locality(cond, x, y, 0, [(8, 8), (20, 12)], range(3))  # own pixels (4, 4), (10, 6)
+    np.testing.assert_allclose(e.numpy(), [0.5, 1.0, 1.0], rtol=1e-12)
+    e = analysis.conditional_locality(cond, x, y, 1, [(3, 0)], range(8))  # level 1: own pixel (0, 0) of 8x8
+    np.testing.assert_allclose(e.numpy(), [0.5] * 7 + [1.0], rtol=1e-12)
+
+
+def test_radius():
+    curve = torch.tensor([0.2, 0.9, 0.95, 1.0], dtype=torch.float64)
+    assert analysis.radius(curve, range(4)) == 2
+    assert analysis.radius(curve, [0, 2, 4, 6], level=0.5) == 2
+    with pytest.raises(ValueError, match="never reaches"):
+        analysis.radius(curve[:2], range(2))

@@ -225,20 +225,6 @@ def authors(monkeypatch):
     monkeypatch.setattr(pretrained, "URL", "file:///nonexistent/")  # never download in tests
 
 
-def _cond_locality(cond, x, y, j, pixels, radii):
-    """Chapter 5's locality of conditional net `cond` of level j: rows of the three output bands w.r.t. the noisy
-    details, clean x_{j+1} held fixed, at image pixels // 2^(j+1)."""
-    low = wavelets.decompose(x, j + 1, normalize="average")[0]
-    noisy = wavelets.decompose(y, j + 1, normalize="average")[1][j]
-    p = [(i // 2 ** (j + 1), k // 2 ** (j + 1)) for i, k in pixels]
-    rows = torch.cat([analysis.jacobian_rows(lambda d: cond(low, d), noisy, p, channel=c) for c in range(3)], 1)
-    return analysis.energy_within(rows, p * 3, radii)
-
-
-def _r95(curve):
-    return next(r for r, e in enumerate(curve.tolist()) if e >= 0.95)
-
-
 def test_chapter5_receptive_fields_of_the_small_nets():
     x = data.synthetic_faces(1, 32, seed=2)
     noise = torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))  # the chapter's (n_test = 64)
@@ -287,11 +273,12 @@ def test_chapter5_locality_of_the_authors_nets(authors):
     for s in (0.1, 0.4):
         y = x + s * z
         e_flat = analysis.energy_within(analysis.jacobian_rows(flat, y, pixels), pixels, radii)
-        e_cond = [_cond_locality(ms.conditionals[j], x, y, j, pixels, radii) for j in (0, 1)]
+        e_cond = [analysis.conditional_locality(ms.conditionals[j], x, y, j, pixels, radii) for j in (0, 1)]
         # key points: the conditional nets' weights concentrate near their pixel (in their own grid), RF 43
-        assert max(_r95(e) for e in e_cond) <= 4 < _r95(e_flat), s
+        assert max(analysis.radius(e, radii) for e in e_cond) <= 4 < analysis.radius(e_flat, radii), s
         assert all(1 - e[4] < 0.5 * (1 - e_flat[4]) for e in e_cond), s  # less energy outside the 9x9 window
-        assert 2 * _r95(e_cond[0]) == _r95(e_flat), s  # in image pixels, level 0 reaches "the same as" the flat net
+        # in image pixels, level 0 reaches "the same as" the flat net
+        assert 2 * analysis.radius(e_cond[0], radii) == analysis.radius(e_flat, radii), s
 
 
 def test_chapter5_locality_of_the_small_nets():
@@ -302,8 +289,8 @@ def test_chapter5_locality_of_the_small_nets():
     for s in (0.1, 0.4):
         y = x + s * z
         e_flat = analysis.energy_within(analysis.jacobian_rows(flat, y, pixels), pixels, radii)
-        e_cond = [_cond_locality(ms.conditionals[j], x, y, j, pixels, radii) for j in (0, 1)]
-        r95 = [_r95(e) for e in (e_flat, *e_cond)]
+        e_cond = [analysis.conditional_locality(ms.conditionals[j], x, y, j, pixels, radii) for j in (0, 1)]
+        r95 = [analysis.radius(e, radii) for e in (e_flat, *e_cond)]
         if s == 0.1:  # "at sigma = 0.1 the three nets hold 95% of the energy within radius 2"
             assert r95 == [2, 2, 2], r95
         else:  # "the flat net's rows spread out to radius 4, the conditional nets' stay within radius 2 and 3;
@@ -345,7 +332,7 @@ def test_chapter5_exercises():
     assert torch.linalg.inv(C)[(k[:, None] - k).abs() > 1].abs().max() < 1e-12
     for sigma, r95 in ((0.1, 0), (0.3, 1), (1.0, 3)):
         W = C @ torch.linalg.inv(C + sigma**2 * torch.eye(n, dtype=torch.float64))
-        assert _r95(analysis.energy_within(W[32].view(1, 1, 1, 1, n), [(0, 32)], range(20))) == r95
+        assert analysis.radius(analysis.energy_within(W[32].view(1, 1, 1, 1, n), [(0, 32)], range(20)), range(20)) == r95
         assert (W[32] != 0).all()
     model = pretrained.shipped("multiscale_rf5")  # exercise 3: the centre output depends on every pixel
     x = data.synthetic_faces(1, 32, seed=2)
