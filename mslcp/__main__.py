@@ -109,11 +109,7 @@ def _grid(x, path, ncols=8):
 def _read_images(path):
     if str(path).endswith(".pt"):
         return torch.load(path, weights_only=True).float()
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:  # (1,1,H,W) gray in [0,1]
-        return torch.from_numpy(np.asarray(im.convert("L"), np.float32) / 255)[None, None]
+    return data.gray_image(path)
 
 
 def sample(args):

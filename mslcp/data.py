@@ -335,4 +335,10 @@ def astronaut():
     """A real face we may redistribute: (1,1,160,160) in [0,1], the gray 160x160 crop data/astronaut_face.png of
     scikit-image's astronaut (public domain; see data/README.md)."""
     path = hub.asset("data/astronaut_face.png", "5afda5db487c15a962c6646d0646e414a572b616f614a140417e37ecf78334f2")
-    return torch.from_numpy(np.array(Image.open(path).convert("L"), dtype=np.float32) / 255)[None, None]
+    return gray_image(path)
+
+
+def gray_image(path):
+    """One image file as (1,1,H,W) float32 gray (PIL's "L" conversion) in [0,1]."""
+    with Image.open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("L"), np.float32) / 255)[None, None]
