@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import data, metrics, nets, pretrained, recipes, sampling, wavelets
+from . import data, metrics, nets, presets, pretrained, recipes, sampling, wavelets
 
 EPILOG_TRAIN = """examples:
   python -m mslcp train --list
@@ -231,6 +231,7 @@ def main(argv=None):
     e.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     e.set_defaults(run=evaluate)
     args = p.parse_args(argv)
+    torch.set_num_threads(presets.threads())  # the library's CPU thread policy ($MSLCP_THREADS overrides it)
     args.run(args)
 
 
