@@ -309,3 +309,27 @@ def test_fingerprint_of_a_large_tensor():
     a = _fingerprint(x)
     x[-1] = 1  # the last element is always in the sample
     assert a[:2] == [[2**25 + 3], "uint8"] and _fingerprint(x) != a
+
+
+def test_host_memory_of_multiscale_training_on_a_large_uint8_set():
+    """A conditional net trained on 50,000 uint8 images of 160x160 (1.28 GB): coefficients are made per batch, so
+    the process's peak resident memory stays under the images' size + 1 GB (float32 coefficients of the whole set
+    would be 5 GB)."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, torch
+from mslcp import nets
+from mslcp.train import train
+torch.set_num_threads(1)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # torch imported, before the data
+x = torch.full((50_000, 1, 160, 160), 100, dtype=torch.uint8)  # every page written: resident
+x[::7] = 200
+train(nets.ConditionalBFCNN(width=8, depth=3, rf=5), x, scale=0, steps=3, batch_size=16, progress=False)
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, x.numel())
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    base, peak, size = map(int, r.stdout.split()[-3:])
+    assert size == 50_000 * 160 * 160 and peak - base < size + 2**30, (peak - base) / 2**30
