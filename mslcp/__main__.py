@@ -148,7 +148,7 @@ def evaluate(args):
     first = args.models[0]
     recipe = models[Path(first).stem].recipe or (recipes.get(first) if first in recipes.RECIPES else {})
     source = args.data or recipe.get("data", "synthetic")
-    size = args.size or recipe.get("image_size", 32)
+    size = args.size or recipe.get("image_size") or {"synthetic": 32, "celeba80": 80, "celeba": 160}[source]
     if source == "synthetic":
         x = data.synthetic_faces(args.n, size, seed=2)  # seed 2: faces no recipe trains or tests on
     elif source == "celeba80":
@@ -222,7 +222,8 @@ def main(argv=None):
                        "DIR/denoising.md and DIR/denoising.csv. Data and size default to the first model's recipe.")
     e.add_argument("models", nargs="+", help=".safetensors files or shipped names")
     e.add_argument("--data", choices=["synthetic", "celeba", "celeba80"], help="test images (default: the recipe's)")
-    e.add_argument("--size", type=int, help="image side (default: the recipe's, else 32)")
+    e.add_argument("--size", type=int, help="image side (default: the recipe's, else the data's: synthetic 32, "
+                   "celeba80 80, celeba 160)")
     e.add_argument("--n", type=int, default=64, help="number of test images (default: 64)")
     e.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4],
                    help="noise levels on the [0, 1] scale (default: 0.05 0.1 0.2 0.4)")
