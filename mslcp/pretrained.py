@@ -174,11 +174,36 @@ SHIPPED = {
     "flat_rf17": "c3b7415cc66f84ba96b9775eb66b83a70b42570535aadb15770c4244f550e204",
     "multiscale_rf9": "69dfa4fb05978d88b1a7df25b7bfe341b4392329514b539e8dedaae0fcd3b861",
     "multiscale_rf13": "ae577b2868372af7c4ea554a98ec737a8751334754dd197650c6fc14b72bb867",
+    # the real-face family (CelebA 80x80); celeba80_multiscale_rf9/13 reuse celeba80_multiscale_rf5's low-pass
+    "celeba80_flat_rf5": "8b179851f4275976c4c24f2495f73f17cb943031ea1c85b8971e270c6a927997",
+    "celeba80_flat_rf9": "b1702d103e693b4797ebbc1f9f349fc88cfeff4e2993285da70da824222c44f5",
+    "celeba80_flat_rf13": "df71b811c8c1b55d83da7d994063ef132b42a0f584baa1bb66cc946267eea2ac",
+    "celeba80_flat_rf21": "94f7ede301589820021e958a67c2bdda5dd9fce7cd2233630a23ca1ac3e476a7",
+    "celeba80_multiscale_rf5": "d08327e5a66d5fb97345b8e37653d14d5255a791f660f45e2e81340a611e4110",
+    "celeba80_multiscale_rf9": "888f7948882fb73d90199508df1d12b12c8f9227c1ed37fe5996c4a563af5c8f",
+    "celeba80_multiscale_rf13": "0dd392e89010ec27f4493ba1dd94672294e14f3fba0b0ccd295a78e9b9f87e48",
 }
 
 
 def shipped(name, device="cpu"):
-    """A checkpoint the book ships, data/checkpoints/NAME.safetensors (in a checkout, else downloaded; SHA checked)."""
+    """A checkpoint the book ships, data/checkpoints/NAME.safetensors (the checkout's or the installed package's
+    copy, SHA-256 checked)."""
     if name not in SHIPPED:
         raise ValueError(f"no shipped checkpoint {name!r}; available: {sorted(SHIPPED)}")
     return load(hub.asset(f"data/checkpoints/{name}.safetensors", SHIPPED[name]), device)
+
+
+# The real-face family's denoising table (we may not redistribute the CelebA faces it was measured on):
+#   python -m mslcp evaluate data/checkpoints/celeba80_*.safetensors --data celeba80 --n 473 \
+#       --sigmas 0.05 0.1 0.2 0.4 0.8 --out evaluation && cp evaluation/denoising.csv data/celeba80_denoising.csv
+CELEBA80_TABLE = "data/celeba80_denoising.csv", "4f68237e97e12643e634d02f204f0ffbaf1da01c3fab78b64f14eddb11c6296b"
+
+
+def celeba80_table():
+    """PSNR (dB) of the shipped celeba80_* models on the 473 test faces of data.celeba_halfres (one noise draw, seed
+    0): {"noisy" or model name: {σ: PSNR}}, read from the table the package ships."""
+    import csv
+
+    with open(hub.asset(*CELEBA80_TABLE), newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: {float(r["sigma"]): float(r[k]) for r in rows} for k in rows[0] if k != "sigma"}

@@ -353,6 +353,71 @@ def test_chapter5_exercise_kernel_layouts(authors):
     assert ms.low.config["kernel_sizes"] == [3] * 20 and ms.levels == 2
 
 
+# chapter 5, real faces: the celeba80 family and its shipped table (pretrained.celeba80_table)
+REAL_FLAT5, REAL_MS5 = (5, 9, 13, 21), (5, 9, 13)
+REAL_NAMES = [f"celeba80_flat_rf{rf}" for rf in REAL_FLAT5] + [f"celeba80_multiscale_rf{rf}" for rf in REAL_MS5]
+needs_halfres = pytest.mark.skipif(not (data.HALFRES / "img_align_celeba").is_dir(),
+                                   reason=f"the half-resolution CelebA copy is not in {data.HALFRES}")
+
+
+def test_chapter5_real_face_family_recipes():
+    """"Every net has 10 layers of 32 channels"; the flat and conditional nets "4000 steps of 32 examples (40 x 40
+    crops for the flat nets, whole images for the conditional ones)", the low-pass net 16 000 steps; the multi-scale
+    models "share one low-pass net (receptive field 21)"; 21 is the largest RF at this depth."""
+    from mslcp import recipes
+
+    low = pretrained.shipped("celeba80_multiscale_rf5").low.state_dict()
+    for name in REAL_NAMES:
+        r, m = recipes.get(name), pretrained.shipped(name)
+        assert m.recipe == r and r["data"] == "celeba80" and r["image_size"] == 80
+        rf = int(name.rpartition("rf")[2])
+        for (scale, stage), net in zip(recipes.stages(r).items(), [m] if not r["levels"] else [m.low, *m.conditionals]):
+            assert len(net.conv_layers) == 10 and net.conv_layers[0].out_channels == 32
+            assert (stage["steps"], stage["batch_size"]) == (16000 if scale == "low" else 4000, 32)
+            assert stage["patch_size"] == (None if r["levels"] else 40)
+        if r["levels"]:
+            assert r["levels"] == 2 and m.low.rf == 21 and [c.rf for c in m.conditionals] == [rf, rf]
+            assert all(torch.equal(a, low[k]) for k, a in m.low.state_dict().items())
+        else:
+            assert m.rf == nets.receptive_field(m) == rf <= 2 * 10 + 1
+
+
+def test_chapter5_real_face_table_claims():
+    """The text under the real-face figure, against the shipped table."""
+    t = pretrained.celeba80_table()
+    fl = {rf: torch.tensor([t[f"celeba80_flat_rf{rf}"][s] for s in SIGMAS5]) for rf in REAL_FLAT5}
+    ms = {rf: torch.tensor([t[f"celeba80_multiscale_rf{rf}"][s] for s in SIGMAS5]) for rf in REAL_MS5}
+    gain_flat, gain_ms = fl[21] - fl[5], ms[13] - ms[5]  # "1.5 to 4.3 dB"; "0.6 to 1.3 dB"
+    assert 1.45 <= gain_flat.min() and gain_flat.max() < 4.35 and 0.55 <= gain_ms.min() and gain_ms.max() < 1.35
+    assert fl[5][0] < t["noisy"][0.05]  # flat RF 5 "below its noisy input at sigma = 0.05"
+    d5 = ms[5] - fl[5]  # "ahead at every noise level: by 0.9 to 3 dB, except at sigma = 0.2 (0.1 dB)"
+    assert 0 < d5[2] < 0.15 and 0.9 <= d5[[0, 1, 3, 4]].min() and d5.max() < 3.05
+    for rf in (9, 13):  # "ahead at 0.05 and 0.8, and 0.3 to 0.5 dB behind at 0.1 and 0.2"
+        d = ms[rf] - fl[rf]
+        assert d[0] > 0 and d[4] > 0 and (-0.55 < d[1:3]).all() and (d[1:3] <= -0.25).all(), (rf, d)
+    d = ms[13] - fl[21]  # "level at the lowest and the highest noise, and up to 0.7 dB behind in between"
+    assert d[[0, 4]].abs().max() < 0.1 and (d[1:4] < 0).all() and d.min() > -0.75
+    g = ms[13] - ms[9]  # "still gain a little from RF 9 to RF 13 (0.1 to 0.4 dB)"
+    assert 0.1 <= g.min() and g.max() < 0.45
+
+
+@needs_halfres
+def test_chapter5_real_face_table_is_measured(tmp_path):
+    """The shipped table is what the shipped models give on the 473 test faces (re-measured at three of its noise
+    levels: the command draws one noise image and scales it, so each level's column stands alone)."""
+    import csv
+
+    from mslcp.__main__ import main
+
+    sigmas = ["0.2", "0.4", "0.8"]
+    main(["evaluate", *REAL_NAMES, "--data", "celeba80", "--n", "473", "--sigmas", *sigmas, "--out", str(tmp_path)])
+    got = {float(r["sigma"]): r for r in csv.DictReader(open(tmp_path / "denoising.csv"))}
+    table = pretrained.celeba80_table()
+    for name in ["noisy", *REAL_NAMES]:
+        for s in map(float, sigmas):
+            assert float(got[s][name]) == pytest.approx(table[name][s], abs=2e-3), (name, s)
+
+
 # --- chapter 6 ---
 
 CH6 = {"cpu": dict(h0=0.05, n=64, n_in=4, per=8), "gpu": dict(h0=0.01, n=64, n_in=8, per=16)}  # its presets
@@ -616,6 +681,36 @@ def test_chapter7_spread(chapter7):
         if name in ("block", "pixels"):
             mask = chapter7["hole"] if name == "block" else chapter7["scattered"]
             assert out.view(len(faces), k, -1).std(1)[:, mask.flatten()].max() < 1e-6
+
+
+def test_chapter7_real_face_priors():
+    """The section on the astronaut's face at 80x80 with the real-face family (chapter 7's k and h0)."""
+    F = torch.nn.functional
+    priors = {"flat": pretrained.shipped("celeba80_flat_rf5"), "ms": pretrained.shipped("celeba80_multiscale_rf5")}
+    photo = F.avg_pool2d(data.astronaut(), 2)
+    R = photo.shape[-1]
+    eyes = torch.ones(R, R, dtype=torch.bool)
+    eyes[28:44, 18:62] = False
+    problems = {"eyes": sampling.inpainting(eyes), "avg4": sampling.block_average(4),
+                "cs": sampling.random_projection((1, R, R), round(0.1 * R * R))}
+    X = photo.repeat(CH7_K, 1, 1, 1)
+    p, std = {}, {}
+    for name, M in problems.items():
+        for q, prior in priors.items():
+            out = sampling.sample(prior, X.shape, h0=CH7_H0, beta=0.1, measure=M, m=M.forward(X),
+                                  generator=list(range(CH7_K)))[0]
+            p[name, q] = metrics.psnr(out, X).mean().item()
+            std[name, q] = out.std(0).mean().item()
+    bic = F.interpolate(F.avg_pool2d(X, 4), scale_factor=4, mode="bicubic")
+    sr = sampling.super_resolve(priors["ms"], wavelets.decompose(X, 2, normalize="average")[0], h0=CH7_H0,
+                                beta=0.1, generator=list(range(CH7_K)))[0]
+    p["avg4", "bicubic"], p["avg4", "sr"] = metrics.psnr(bic, X).mean().item(), metrics.psnr(sr, X).mean().item()
+    assert 0.8 < p["eyes", "flat"] - p["eyes", "ms"] < 1.6, p  # "the flat prior does it better, by about a decibel"
+    for q in ("flat", "ms"):  # "no sampler beats bicubic": flat and multi-scale "within 0.15 dB of it"
+        assert -0.15 < p["avg4", q] - p["avg4", "bicubic"] < 0, p
+    assert 0.6 < p["avg4", "bicubic"] - p["avg4", "sr"] < 0.8, p  # "super_resolve is 0.7 dB below"
+    assert 1.5 < p["cs", "ms"] - p["cs", "flat"] < 1.7, p  # "clearly ahead, by 1.6 dB"
+    assert std["cs", "ms"] > max(std["eyes", "ms"], std["avg4", "ms"])  # "there its samples vary the most"
 
 
 def test_chapter7_exercise2_gaussian_posterior():

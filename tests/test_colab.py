@@ -88,7 +88,8 @@ def test_chapter1_runs_from_the_wheel_offline(wheel, tmp_path):
     work.mkdir()
     # the installed package, not the checkout, and its assets: loaded without a download
     probe = ("import mslcp, sys; from mslcp import data, pretrained; print(mslcp.__file__); "
-             "[pretrained.shipped(n) for n in pretrained.SHIPPED]; print(list(data.astronaut().shape))")
+             "[pretrained.shipped(n) for n in pretrained.SHIPPED]; pretrained.celeba80_table(); "
+             "print(list(data.astronaut().shape))")
     out = run([str(python), "-c", probe], work, env).splitlines()
     assert out[0].startswith(str(tmp_path / "venv")) and out[1] == "[1, 1, 160, 160]", out
     assert not (tmp_path / "cache").exists(), "something was downloaded"
@@ -115,7 +116,8 @@ def test_editable_install_finds_the_assets(tmp_path):
     work = tmp_path / "run"
     work.mkdir()
     probe = ("import mslcp; from mslcp import data, pretrained; print(mslcp.__file__); "
-             "[pretrained.shipped(n) for n in pretrained.SHIPPED]; print(list(data.astronaut().shape))")
+             "[pretrained.shipped(n) for n in pretrained.SHIPPED]; pretrained.celeba80_table(); "
+             "print(list(data.astronaut().shape))")
     out = run([str(python), "-c", probe], work, env).splitlines()
     assert out == [str(src / "mslcp" / "__init__.py"), "[1, 1, 160, 160]"], out
 
