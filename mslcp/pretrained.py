@@ -194,7 +194,7 @@ def shipped(name, device="cpu"):
 
 
 # The real-face family's denoising table (we may not redistribute the CelebA faces it was measured on):
-#   python -m mslcp evaluate data/checkpoints/celeba80_*.safetensors --data celeba80 --n 473 \
+#   python -m mslcp evaluate celeba80_flat_rf{5,9,13,21} celeba80_multiscale_rf{5,9,13} --data celeba80 --n 473 \
 #       --sigmas 0.05 0.1 0.2 0.4 0.8 --out evaluation && cp evaluation/denoising.csv data/celeba80_denoising.csv
 CELEBA80_TABLE = "data/celeba80_denoising.csv", "4f68237e97e12643e634d02f204f0ffbaf1da01c3fab78b64f14eddb11c6296b"
 

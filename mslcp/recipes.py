@@ -40,8 +40,8 @@ _CELEBA80_MS = dict(_CELEBA80, levels=2, patch_size=None, log_sigma=True, net=di
                     low=dict(net=dict(kernel_sizes=[3] * 20), sigma_range=(1e-3, 1.0), steps=2800),
                     level=[dict(sigma_range=(5e-4, 0.5), steps=2800), dict(sigma_range=(2.5e-4, 0.25), steps=3800)])
 # The real-face family: CelebA 80x80 gray (data.celeba_halfres; train split, 128 test faces to monitor), trained on a
-# CPU core. Equal capacity as in the paper: every net has depth 10 and width 32 and trains 4000 steps of 32 examples;
-# the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1). Multi-scale: J = 2, a 20x20
+# CPU core. Equal capacity as in the paper: every net has depth 10 and width 32, flat and conditional nets train 4000
+# steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1). Multi-scale: J = 2, a 20x20
 # low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in [0.001, 1] as each net sees
 # it ("average" normalization), since uniform sigma starves the multi-scale nets of small-sigma examples. The shared
 # low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000 of 40x40 crops (with 4000 steps
