@@ -5,6 +5,7 @@ $MSLCP_WEIGHTS (a folder laid out like the repository, `denoisers/...`), else do
 checked against the SHA-256 below. They predict the noise of [0, 1] images (any intensity scale works: the nets are
 homogeneous) and use the Haar "average" normalization (`wavelets.decompose`), level 0 = finest = `scale_0`.
 """
+import csv
 import json
 import os
 from pathlib import Path
@@ -202,8 +203,6 @@ CELEBA80_TABLE = "data/celeba80_denoising.csv", "4f68237e97e12643e634d02f204f0ff
 def celeba80_table():
     """PSNR (dB) of the shipped celeba80_* models on the 473 test faces of data.celeba_halfres (one noise draw, seed
     0): {"noisy" or model name: {σ: PSNR}}, read from the table the package ships."""
-    import csv
-
     with open(hub.asset(*CELEBA80_TABLE), newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: {float(r["sigma"]): float(r[k]) for r in rows} for k in rows[0] if k != "sigma"}
