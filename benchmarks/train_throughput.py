@@ -6,7 +6,9 @@
 FLOPs count the convolutions only: a training step costs about 3x the forward pass (forward, gradient with respect
 to the input, gradient with respect to the weights), and a k x k convolution from c_in to c_out channels costs
 2 k^2 c_in c_out per pixel. On the CPU the efficiency is given as a ratio to a float32 matmul measured in the
-same run (machines are shared and noisy: ratios travel, seconds do not).
+same run (machines are shared and noisy: ratios travel, seconds do not). Every net is timed as `train` runs it and
+with compile=True (torch.compile of the training step; its compile time is spent in the warm-up, not timed). On CUDA
+the step uses bf16 autocast, channels_last, fused Adam and device-side data (what `train` does there).
 """
 import argparse
 import time
@@ -15,9 +17,9 @@ import torch
 
 from mslcp import nets, presets, train
 
-NETS = {  # name -> (constructor kwargs, patch size, batch size on CPU, batch size on CUDA)
-    "paper (width 64, depth 21, RF 43)": (dict(width=64, depth=21, rf=43), 40, 16, 128),
-    "CPU preset (width 32, depth 8, RF 5)": (dict(width=32, depth=8, rf=5), 32, 32, 512),
+NETS = {  # name -> (constructor kwargs, patch size, batch sizes on CPU, batch sizes on CUDA)
+    "paper (width 64, depth 21, RF 43)": (dict(width=64, depth=21, rf=43), 40, [16], [128, 512]),
+    "CPU preset (width 32, depth 8, RF 5)": (dict(width=32, depth=8, rf=5), 32, [32], [512]),
 }
 
 
@@ -45,20 +47,20 @@ def main():
     torch.set_num_threads(presets.threads())
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads (presets.threads())")
-    print("| device | net | batch | images/s | conv TFLOP/s | matmul TFLOP/s | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| device | net | batch | compiled | images/s | conv TFLOP/s | matmul TFLOP/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for device in devices:
         mm = matmul_rate(device)
         for name, (kw, patch, b_cpu, b_cuda) in NETS.items():
-            torch.manual_seed(0)
-            net = nets.BFCNN(**kw)
-            batch = b_cpu if device == "cpu" else b_cuda
-            ips = train.throughput(net, patch_size=patch, batch_size=batch, steps=args.steps, device=device,
-                                   amp=device == "cuda")
-            rate = ips * train_flops(net, patch)
-            print(f"| {device} | {name} | {batch} | {ips:.1f} | {rate / 1e12:.4f} | {mm / 1e12:.4f} | "
-                  f"{rate / mm:.2f} |", flush=True)
-
+            for batch in b_cpu if device == "cpu" else b_cuda:
+                for compile in (False, True):
+                    torch.manual_seed(0)
+                    net = nets.BFCNN(**kw)
+                    ips = train.throughput(net, patch_size=patch, batch_size=batch, steps=args.steps, device=device,
+                                           amp=device == "cuda", compile=compile)
+                    rate = ips * train_flops(net, patch)
+                    print(f"| {device} | {name} | {batch} | {'yes' if compile else 'no'} | {ips:.1f} | "
+                          f"{rate / 1e12:.4f} | {mm / 1e12:.4f} | {rate / mm:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()

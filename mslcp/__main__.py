@@ -82,7 +82,8 @@ def train(args):
         raise SystemExit(str(e))
     rank = torch.distributed.get_rank() if world > 1 else 0
     try:
-        model = recipes.run(recipe, args.out, device=device, progress=rank == 0)
+        compile = device.type == "cuda" if args.compile is None else args.compile
+        model = recipes.run(recipe, args.out, device=device, compile=compile, progress=rank == 0)
     except (ValueError, RuntimeError, OSError) as e:  # settings that differ, a bad checkpoint, diverged training
         raise SystemExit(f"error: {e}")
     if rank == 0:
@@ -200,6 +201,9 @@ def main(argv=None):
                    help="override a setting, e.g. steps=2, net.width=16, low.steps=100 (repeatable)")
     t.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: runs)")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training step "
+                   "(default: on a GPU only; on a CPU it needs a C++ compiler and trains 1.6-2.3x faster after 20-60 s "
+                   "of compiling, with results that differ from an uncompiled run by rounding)")
     t.set_defaults(run=train)
     s = sub.add_parser("sample", help="draw images from a model (Algorithm 1 or 2) or super-resolve images",
                        description="Draw images from the prior of a denoiser: Algorithm 2 (coarse-to-fine) for a "

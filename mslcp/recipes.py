@@ -41,11 +41,12 @@ _CELEBA80_MS = dict(_CELEBA80, levels=2, patch_size=None, log_sigma=True, net=di
                     level=[dict(sigma_range=(5e-4, 0.5), steps=2800), dict(sigma_range=(2.5e-4, 0.25), steps=3800)])
 # The real-face family: CelebA 80x80 gray (data.celeba_halfres; train split, 128 test faces to monitor), trained on a
 # CPU core. Equal capacity as in the paper: every net has depth 10 and width 32, flat and conditional nets train 4000
-# steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1). Multi-scale: J = 2, a 20x20
-# low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in [0.001, 1] as each net sees
-# it ("average" normalization), since uniform sigma starves the multi-scale nets of small-sigma examples. The shared
-# low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000 of 40x40 crops (with 4000 steps
-# it was 1.1-1.4 dB below the low-pass of flat RF 21's output at sigma 0.1-0.2, and cost the models 0.5 dB there).
+# steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1).
+# Multi-scale: J = 2, a 20x20 low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in
+# [0.001, 1] as each net sees it ("average" normalization), since uniform sigma starves the multi-scale nets of
+# small-sigma examples. The shared low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000
+# of 40x40 crops (with 4000 steps it was 1.1-1.4 dB below the low-pass of flat RF 21's output at sigma 0.1-0.2, and
+# cost the models 0.5 dB there).
 _C80 = dict(_FLAT, data="celeba80", image_size=80, n_train=None, n_test=128, net=dict(width=32, depth=10),
             steps=4000, batch_size=32, patch_size=40, eval_every=500, checkpoint_every=250)
 _C80_MS = dict(_C80, levels=2, patch_size=None, log_sigma=True,
@@ -203,11 +204,11 @@ def images(r):
                                                                                                 ("test", m)))
 
 
-def run(r, runs, models=None, device=None, progress=True):
+def run(r, runs, models=None, device=None, compile=False, progress=True):
     """Train recipe r (a dict from `get`) and return the model; resumable: net checkpoints runs/NAME.pt (flat) or
     runs/NAME.low.pt, runs/NAME.level{j}.pt, and runs/NAME.recipe.json, against which a resumed run is checked.
     With low_from the low-pass net is that of models/LOW_FROM.safetensors (models: default runs) if it exists, else
-    of the shipped checkpoint."""
+    of the shipped checkpoint. compile: `train.train`'s (how a step runs, not what the recipe trains)."""
     runs = Path(runs)
     models = Path(models or runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -234,5 +235,5 @@ def run(r, runs, models=None, device=None, progress=True):
         if progress:
             print(f"{r['name']}: training {'the model' if scale is None else f'net {scale!r}'} ({s['steps']} steps)")
         _train.train(net, x, scale=scale, levels=r["levels"] if scale == "low" else None, test_data=x_test,
-                     checkpoint=runs / f"{r['name']}{tail}.pt", device=device, progress=progress, **kw)
+                     checkpoint=runs / f"{r['name']}{tail}.pt", device=device, compile=compile, progress=progress, **kw)
     return model.eval()

@@ -4,6 +4,7 @@ import hashlib
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -110,7 +111,7 @@ def _layout(model, scale, levels, data, test_data):
 def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
           patch_size=None, scale=None, levels=None, wavelet="haar", normalize="average", test_data=None,
           test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None, checkpoint_every=500, device=None,
-          amp=False, seed=0, progress=True):
+          amp=False, compile=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
     data: (N, C, H, W), float in [0, 1] or uint8 (converted per batch). What the model learns is `scale`:
@@ -135,7 +136,11 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     training. The checkpoint stores the run's settings (seed, learning-rate schedule, batch, patch, σ range
     and sampling, scale, data fingerprint); a resume with other settings is refused.
     device: default the model's; amp (CUDA only): bfloat16 autocast where supported, else float16
-    with a GradScaler. The model is trained in train mode and returned in eval mode.
+    with a GradScaler. compile: the training step runs torch.compile(model) (once per architecture: about
+    20-60 s, then fused batch-norm/ReLU kernels), or the model itself, with a warning, where compiling
+    fails (no compiler, an old GPU). On CUDA the data are moved to the device when they take at most a
+    quarter of its free memory, the random draws are made there and Adam is fused, so that a step never
+    waits for the host. The model is trained in train mode and returned in eval mode.
 
     Under torchrun (torch.distributed initialized) the model is wrapped in DistributedDataParallel: every
     rank draws the same global batch of batch_size examples and computes its own slice, so N ranks compute
@@ -178,7 +183,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported(False) else torch.float16
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model.to(device, memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if cuda and data.device != device and data.nbytes <= torch.cuda.mem_get_info(device)[0] // 4:
+        data = data.to(device)  # crops are then gathered on the device
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=cuda)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
     history = {"step": [], "loss": [], "test_step": [], "test_psnr": [], "test_sigmas": list(test_sigmas)}
     start, window = 0, [torch.zeros((), device=device), 0]
@@ -193,6 +200,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         except RuntimeError as e:
             raise RuntimeError(f"checkpoint {checkpoint} does not match the model: {e}") from None
         opt.load_state_dict(ck["optimizer"])
+        for group in opt.param_groups:  # a checkpoint of another device: this device's Adam
+            group["fused"] = cuda
         if ck["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(ck["scaler"])
         start, history, window = ck["step"], ck["history"], [ck["window"][0].to(device), ck["window"][1]]
@@ -235,30 +244,44 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     net = model
     if ddp:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    g = torch.Generator()
-    ng = g if device.type == "cpu" else torch.Generator(device)
+    eager = net
+    if compile:
+        net = _compiled(net)
+
+    def backward(net, x, sigma, noise):  # the loss of a batch, its gradients in .grad
+        with torch.autocast(device.type, amp_dtype, enabled=amp):
+            target, out = _split(net, cin - cout, x, sigma, noise)
+        loss = F.mse_loss(out.float(), target)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        return loss
+
+    g = torch.Generator(device)  # every draw of a step on the device: no host work inside the step
     model.train()
     bar = tqdm(total=steps, initial=min(start, steps), disable=not progress or rank > 0, desc="train")
     for step in range(start, steps):
         for group in opt.param_groups:  # a function of the step only: a resumed run follows the same schedule
             group["lr"] = learning_rate(step, steps, lr, lr_end)
         g.manual_seed(_mix(seed, step))
-        if ng is not g:
-            ng.manual_seed(_mix(seed, step))
         # the whole batch's draws on every rank (crops aligned to the wavelet blocks); each rank keeps its slice
-        idx = torch.randint(N, (batch_size, 1, 1), generator=g)[mine]
-        rows = torch.randint((H - ph) // align + 1, (batch_size, 1, 1), generator=g)[mine] * align
-        cols = torch.randint((W - pw) // align + 1, (batch_size, 1, 1), generator=g)[mine] * align
-        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, generator=g), lo, hi, log_sigma)[mine].to(device)
-        rows, cols = rows + torch.arange(ph).view(1, -1, 1), cols + torch.arange(pw).view(1, 1, -1)
+        draw = dict(generator=g, device=device)
+        idx = torch.randint(N, (batch_size, 1, 1), **draw)[mine]
+        rows = torch.randint((H - ph) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
+        cols = torch.randint((W - pw) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
+        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, **draw), lo, hi, log_sigma)[mine]
+        rows = rows + torch.arange(ph, device=device).view(1, -1, 1)
+        cols = cols + torch.arange(pw, device=device).view(1, 1, -1)
         x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)
         x = examples(x.to(device, non_blocking=True), scale, levels, wavelet, normalize).contiguous(memory_format=fmt)
-        noise = torch.randn((batch_size, cout, *x.shape[2:]), generator=ng, device=device)[mine]
-        with torch.autocast(device.type, amp_dtype, enabled=amp):
-            target, out = _split(net, cin - cout, x, sigma, noise)
-        loss = F.mse_loss(out.float(), target)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        noise = torch.randn((batch_size, cout, *x.shape[2:]), **draw)[mine]
+        try:
+            loss = backward(net, x, sigma, noise)
+        except Exception as e:  # torch.compile compiles at the first forward and backward: train without it
+            if net is eager or step > start:
+                raise
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without compiling")
+            net = eager
+            loss = backward(net, x, sigma, noise)
         scaler.step(opt)
         scaler.update()
         window = [window[0] + loss.detach(), window[1] + 1]
@@ -289,6 +312,16 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     return history
 
 
+def _compiled(net):
+    """torch.compile(net), or net with a warning where torch.compile itself fails (errors at the first call are
+    caught in train)."""
+    try:
+        return torch.compile(net)
+    except Exception as e:
+        warnings.warn(f"torch.compile unavailable ({type(e).__name__}: {e}); training without compiling")
+        return net
+
+
 def learning_rate(step, steps, lr, lr_end=None):
     """The learning rate of `train` at step (0-based) of steps: lr, or a cosine from lr (step 0) to lr_end."""
     if lr_end is None or steps <= 1:
@@ -296,12 +329,12 @@ def learning_rate(step, steps, lr, lr_end=None):
     return lr_end + (lr - lr_end) * (1 + math.cos(math.pi * step / (steps - 1))) / 2
 
 
-def throughput(model, patch_size=40, batch_size=64, steps=10, device=None, amp=False) -> float:
+def throughput(model, patch_size=40, batch_size=64, steps=10, device=None, amp=False, compile=False) -> float:
     """Training speed in images/s of a copy of `model` on random (batch_size, in, patch, patch) data."""
     model = copy.deepcopy(model)
     data = torch.rand(batch_size, model.in_channels, patch_size, patch_size)
-    kw = dict(batch_size=batch_size, device=device, amp=amp, progress=False, eval_every=10**9)
-    train(model, data, steps=2, **kw)  # warm-up (allocator, cuDNN autotuning)
+    kw = dict(batch_size=batch_size, device=device, amp=amp, compile=compile, progress=False, eval_every=10**9)
+    train(model, data, steps=3, **kw)  # warm-up (allocator, cuDNN autotuning, compiling: cached per architecture)
     t = time.perf_counter()
     train(model, data, steps=steps, **kw)  # ends with .item(): synchronized
     return steps * batch_size / (time.perf_counter() - t)

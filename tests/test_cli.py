@@ -32,6 +32,15 @@ def test_train_every_shipped_recipe(tmp_path, capsys):
         main(["train", "bf_small", "--set", "stepz=3", "--out", str(tmp_path)])
 
 
+def test_compile_on_a_gpu_by_default(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(recipes, "run", lambda r, out, device, compile, progress: seen.append(compile)
+                        or recipes.build(r))
+    for flag, expected in (([], torch.cuda.is_available()), (["--compile"], True), (["--no-compile"], False)):
+        main(["train", "flat_rf5", *TINY, "--out", str(tmp_path), *flag])
+        assert seen.pop() is expected
+
+
 def test_list_and_help(capsys):
     main(["train", "--list"])
     out = capsys.readouterr().out

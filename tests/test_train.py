@@ -205,6 +205,51 @@ def test_bfcnn_batchnorm_train_eval():
         assert h["loss"][-1] < h["loss"][0]
 
 
+def test_compiled_training_matches_eager_and_resumes_bit_identically(tmp_path, recwarn):
+    data = smooth_data()
+    kw = dict(batch_size=4, patch_size=8, lr=3e-3, eval_every=2, progress=False, seed=7)
+    e = Flat(seed=1)
+    he = train(e, data, steps=6, **kw)
+    a = Flat(seed=1)
+    ha = train(a, data, steps=6, compile=True, **kw)
+    assert not [w for w in recwarn if "without compiling" in str(w.message)]  # it compiled
+    assert ha["loss"] == pytest.approx(he["loss"], rel=1e-4)
+    assert all(torch.allclose(p, q, atol=1e-5) for p, q in zip(a.parameters(), e.parameters()))
+    b = Flat(seed=1)
+    train(b, data, steps=4, compile=True, checkpoint=tmp_path / "b.pt", **kw)  # lr_end None: steps not a setting
+    b = Flat(seed=2)
+    hb = train(b, data, steps=6, compile=True, checkpoint=tmp_path / "b.pt", **kw)
+    assert hb == ha and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+class NoCompiler(nn.Module):
+    """What torch.compile returns where it cannot compile: it fails at the first call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args):
+        raise RuntimeError("no C++ compiler")
+
+
+def refuse(model):
+    raise RuntimeError("torch.compile is not supported on this Python")
+
+
+@pytest.mark.parametrize("fake", [NoCompiler, refuse])
+def test_compile_falls_back_to_the_model(monkeypatch, fake):
+    data = smooth_data()
+    kw = dict(batch_size=4, patch_size=8, lr=3e-3, eval_every=2, progress=False, seed=7)
+    e = Flat(seed=1)
+    he = train(e, data, steps=4, **kw)
+    monkeypatch.setattr(torch, "compile", fake)
+    a = Flat(seed=1)
+    with pytest.warns(UserWarning, match="without compiling"):
+        ha = train(a, data, steps=4, compile=True, **kw)
+    assert ha == he and all(torch.equal(p, q) for p, q in zip(a.parameters(), e.parameters()))
+
+
 def test_throughput():
     m = Flat()
     w = m.net[0].weight.clone()
