@@ -20,7 +20,8 @@ EPILOG_TRAIN = """examples:
   torchrun --nproc-per-node 4 -m mslcp train flat_rf9 --preset paper    # several GPUs (DistributedDataParallel)
 
 Interrupted runs resume from DIR/NAME*.pt when started again with the same settings; a run with other settings is
-refused with the list of fields that differ (delete DIR/NAME.* to start over). --set keys: any field that
+refused with the fields that differ and the checkpoints they change (delete those: the nets of a multi-scale recipe
+whose settings did not change are reused). --set keys: any field that
 `--list --verbose` shows; a plain key applies to every net of a multi-scale recipe, low.KEY and levelJ.KEY to one."""
 
 

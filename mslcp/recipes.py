@@ -204,21 +204,45 @@ def images(r):
                                                                                                 ("test", m)))
 
 
+def _tail(scale):
+    return "" if scale is None else ".low" if scale == "low" else f".level{scale}"
+
+
+def _stale(old, r):
+    """What differs between recipes old and r -> (dotted names of the settings, the nets of r whose checkpoints
+    `old` cannot give: those whose settings differ, and every net from the first whose architecture differs, as the
+    nets are initialized in order from one seed; all of them if a setting of the whole recipe differs)."""
+    new, was = stages(r), stages(old) if old.get("levels") == r["levels"] else {}
+    shared = [k for k in sorted(set(old) | set(r)) if k not in _STAGE_KEYS | {"low", "level", "preset"}
+              and old.get(k) != r.get(k)]
+    diff, stale, init = list(shared), [], bool(shared)
+    for scale, s in new.items():
+        o = was.get(scale, {})
+        prefix = "" if scale is None else "low." if scale == "low" else f"level{scale}."
+        diff += [prefix + k for k in sorted(set(o) | set(s)) if o.get(k) != s.get(k)]
+        init = init or o.get("net") != s["net"]
+        if init or o != s:
+            stale.append(scale)
+    return diff, stale
+
+
 def run(r, runs, models=None, device=None, compile=False, progress=True):
     """Train recipe r (a dict from `get`) and return the model; resumable: net checkpoints runs/NAME.pt (flat) or
-    runs/NAME.low.pt, runs/NAME.level{j}.pt, and runs/NAME.recipe.json, against which a resumed run is checked.
+    runs/NAME.low.pt, runs/NAME.level{j}.pt, and runs/NAME.recipe.json, against which a resumed run is checked: a
+    net's checkpoint is reused only if its settings and initial weights are those of r (`_stale`).
     With low_from the low-pass net is that of models/LOW_FROM.safetensors (models: default runs) if it exists, else
     of the shipped checkpoint. compile: `train.train`'s (how a step runs, not what the recipe trains)."""
     runs = Path(runs)
     models = Path(models or runs)
     runs.mkdir(parents=True, exist_ok=True)
     saved = runs / f"{r['name']}.recipe.json"
+    files = {scale: runs / f"{r['name']}{_tail(scale)}.pt" for scale in stages(r)}
     if saved.exists():
-        old = json.loads(saved.read_text())
-        if diff := [k for k in sorted(set(old) | set(r)) if old.get(k) != r.get(k)]:
+        diff, stale = _stale(json.loads(saved.read_text()), r)
+        if stale := [str(files[k]) for k in stale if files[k].exists()]:
             raise ValueError(f"{saved} holds another recipe; settings that differ: {', '.join(diff)}. Resume with "
-                             f"the same settings, or delete {runs / r['name']}.* to restart")
-    elif not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+                             f"the same settings, or delete {', '.join(stale)} to train again what they change")
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
         Path(f"{saved}.tmp").write_text(json.dumps(r, indent=1))
         Path(f"{saved}.tmp").replace(saved)  # atomic: other ranks may be reading it
     model = build(r)
@@ -229,11 +253,10 @@ def run(r, runs, models=None, device=None, compile=False, progress=True):
             own = models / f"{r['low_from']}.safetensors"
             model.low = (pretrained.load(own) if own.exists() else pretrained.shipped(r["low_from"])).low
             continue
-        tail = "" if scale is None else ".low" if scale == "low" else f".level{scale}"
         kw = {k: v for k, v in s.items() if k != "net"}
         kw["sigma_range"], kw["test_sigmas"] = tuple(kw["sigma_range"]), tuple(kw["test_sigmas"])
         if progress:
             print(f"{r['name']}: training {'the model' if scale is None else f'net {scale!r}'} ({s['steps']} steps)")
         _train.train(net, x, scale=scale, levels=r["levels"] if scale == "low" else None, test_data=x_test,
-                     checkpoint=runs / f"{r['name']}{tail}.pt", device=device, compile=compile, progress=progress, **kw)
+                     checkpoint=files[scale], device=device, compile=compile, progress=progress, **kw)
     return model.eval()

@@ -104,8 +104,29 @@ def test_run_is_the_original_training(tmp_path):
         assert all(torch.allclose(p, q, rtol=1e-5, atol=1e-7) for p, q in zip(a.state_dict().values(),
                                                                               b.state_dict().values()))
     # resuming with other settings is refused, naming them
-    with pytest.raises(ValueError, match="settings that differ: n_train, steps"):
+    with pytest.raises(ValueError, match="settings that differ: n_train, low.steps, level0.steps, level1.steps"):
         recipes.run(recipes.get("multiscale_rf5", **{**small, "steps": 4, "n_train": 16}), tmp_path, progress=False)
+
+
+def test_resume_reuses_the_checkpoints_of_unchanged_nets(tmp_path):
+    small = dict(n_train=8, n_test=2, steps=2, eval_every=1)
+    first = recipes.run(recipes.get("multiscale_rf5", **small), tmp_path, progress=False)
+    files = {k: tmp_path / f"multiscale_rf5.{k}.pt" for k in ("low", "level0", "level1")}
+    # level 1 trained longer: only its checkpoint is in the way, and the message says so
+    r = recipes.get("multiscale_rf5", **small, **{"level1.steps": 3})
+    with pytest.raises(ValueError, match=r"differ: level1\.steps\. .*delete [^ ]*level1\.pt to train") as e:
+        recipes.run(r, tmp_path, progress=False)
+    assert "low.pt" not in str(e.value)
+    files["level1"].unlink()
+    second = recipes.run(r, tmp_path, progress=False)  # the low-pass and level-0 nets come from their checkpoints
+    for a, b in ((first.low, second.low), (first.conditionals[0], second.conditionals[0])):
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.load(files["level1"], weights_only=True)["step"] == 3
+    assert json.loads((tmp_path / "multiscale_rf5.recipe.json").read_text()) == r
+    # another low-pass architecture changes the initial weights of every net built after it
+    with pytest.raises(ValueError, match="differ: low.net") as e:
+        recipes.run(recipes.get("multiscale_rf5", **small, **{"low.net.rf": 9}), tmp_path, progress=False)
+    assert all(str(f) in str(e.value) for f in files.values())
 
 
 def test_low_from_reuses_the_trained_lowpass(tmp_path):
