@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -248,6 +249,32 @@ def test_compile_falls_back_to_the_model(monkeypatch, fake):
     with pytest.warns(UserWarning, match="without compiling"):
         ha = train(a, data, steps=4, compile=True, **kw)
     assert ha == he and all(torch.equal(p, q) for p, q in zip(a.parameters(), e.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("compile", [False, True])
+def test_training_steps_never_wait_for_the_host_on_cuda(compile):
+    # synchronizing calls are counted by CUDA's sync debug mode: a longer run must not make more of them (the
+    # ones it makes belong to the start and to the final log, not to the steps)
+    from mslcp import nets
+
+    data = (smooth_data(n=64, size=32) * 255).to(torch.uint8)  # host data, moved to the GPU once
+
+    def syncs(steps):
+        net = nets.BFCNN(width=16, depth=4, rf=9).cuda()
+        train(net, data, steps=2, batch_size=8, patch_size=16, amp=True, compile=compile, progress=False)  # warm-up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                train(net, data, steps=steps, batch_size=8, patch_size=16, amp=True, compile=compile,
+                      progress=False, eval_every=10**6)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    assert syncs(30) == syncs(3)
 
 
 def test_throughput():
