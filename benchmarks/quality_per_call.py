@@ -47,17 +47,16 @@ def main():
     ap.add_argument("--n", type=int, default=64, help="images per run (default 64)")
     ap.add_argument("--quick", action="store_true", help="skip the slow fixed-step run")
     ap.add_argument("--model", default="multiscale_rf5",
-                    help="a shipped multi-scale model, or paper13 (the authors' RF 13, 160x160; default multiscale_rf5)")
+                    help="a shipped multi-scale model (default multiscale_rf5), or paper13: the authors' RF 13")
     args = ap.parse_args()
     torch.set_num_threads(presets.threads())
-    if args.model == "paper13":
-        model, size, shrink = pretrained.paper_multiscale(13), 160, 2
-        reference = data.celeba_halfres(split="train", n=2048)
+    if args.model == "paper13":  # 160x160 faces, compared at 80x80
+        model, size, shrink, source = pretrained.paper_multiscale(13), 160, 2, "celeba80"
     else:
-        model, r, shrink = pretrained.shipped(args.model), recipes.get(args.model), 1
-        size = r["image_size"]
-        reference = (data.synthetic_faces(2048, size, seed=0) if r["data"] == "synthetic" else
-                     data.celeba_halfres(split="train", n=2048))
+        r = recipes.get(args.model)
+        model, size, shrink, source = pretrained.shipped(args.model), r["image_size"], 1, r["data"]
+    reference = (data.synthetic_faces(2048, size, seed=0) if source == "synthetic" else
+                 data.celeba_halfres(split="train", n=2048))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
     settings = {f"ascending h0={h0}, beta={b}": dict(h0=h0, beta=b)

@@ -203,7 +203,7 @@ def main(argv=None):
     t.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: runs)")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training step "
-                   "(default: on a GPU only; on a CPU it needs a C++ compiler and trains 1.6-2.3x faster after 20-60 s "
+                   "(default: on a GPU only; on a CPU it needs a C++ compiler and trains 1.6-3x faster after 20-60 s "
                    "of compiling, with results that differ from an uncompiled run by rounding)")
     t.set_defaults(run=train)
     s = sub.add_parser("sample", help="draw images from a model (Algorithm 1 or 2) or super-resolve images",

@@ -204,10 +204,6 @@ def images(r):
                                                                                                 ("test", m)))
 
 
-def _tail(scale):
-    return "" if scale is None else ".low" if scale == "low" else f".level{scale}"
-
-
 def _stale(old, r):
     """What differs between recipes old and r -> (dotted names of the settings, the nets of r whose checkpoints
     `old` cannot give: those whose settings differ, and every net from the first whose architecture differs, as the
@@ -236,7 +232,8 @@ def run(r, runs, models=None, device=None, compile=False, progress=True):
     models = Path(models or runs)
     runs.mkdir(parents=True, exist_ok=True)
     saved = runs / f"{r['name']}.recipe.json"
-    files = {scale: runs / f"{r['name']}{_tail(scale)}.pt" for scale in stages(r)}
+    tails = {None: "", "low": ".low"}  # then .level0, .level1, ...
+    files = {s: runs / f"{r['name']}{tails.get(s, f'.level{s}')}.pt" for s in stages(r)}
     if saved.exists():
         diff, stale = _stale(json.loads(saved.read_text()), r)
         if stale := [str(files[k]) for k in stale if files[k].exists()]:
