@@ -1,6 +1,12 @@
 import pytest
 import torch
 
+from mslcp import data
+
+# the half-resolution CelebA copy beside the checkout (data.HALFRES): the real-face tests need it
+HALFRES = (data.HALFRES / "img_align_celeba").is_dir()
+needs_halfres = pytest.mark.skipif(not HALFRES, reason=f"the half-resolution CelebA copy is not in {data.HALFRES}")
+
 
 @pytest.fixture
 def one_thread():

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mslcp import analysis, data, metrics, nets, pretrained, sampling, toy, wavelets
+from conftest import needs_halfres  # tests/conftest.py
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -356,8 +357,6 @@ def test_chapter5_exercise_kernel_layouts(authors):
 # chapter 5, real faces: the celeba80 family and its shipped table (pretrained.celeba80_table)
 REAL_FLAT5, REAL_MS5 = (5, 9, 13, 21), (5, 9, 13)
 REAL_NAMES = [f"celeba80_flat_rf{rf}" for rf in REAL_FLAT5] + [f"celeba80_multiscale_rf{rf}" for rf in REAL_MS5]
-needs_halfres = pytest.mark.skipif(not (data.HALFRES / "img_align_celeba").is_dir(),
-                                   reason=f"the half-resolution CelebA copy is not in {data.HALFRES}")
 
 
 def test_chapter5_real_face_family_recipes():

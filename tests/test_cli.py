@@ -8,10 +8,10 @@ import torch
 
 from mslcp import data, metrics, pretrained, recipes
 from mslcp.__main__ import main
+from conftest import HALFRES, needs_halfres  # tests/conftest.py
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 TINY = ["--set", "steps=2", "--set", "n_train=8", "--set", "n_test=2", "--set", "eval_every=1", "--set", "batch_size=4"]
-HALFRES = (data.HALFRES / "img_align_celeba").is_dir()  # the real-face family trains on the shared CelebA copy
 
 
 def test_train_every_shipped_recipe(tmp_path, capsys):
@@ -98,7 +98,7 @@ def test_cli_applies_the_thread_policy(monkeypatch):
         torch.set_num_threads(n)
 
 
-@pytest.mark.skipif(not HALFRES, reason="the half-resolution CelebA copy is absent")
+@needs_halfres
 def test_evaluate_without_a_recipe_uses_the_datas_size(tmp_path):
     # a checkpoint without a recipe was evaluated at 32x32 on 80x80 faces (1.7 dB off), with only the header to say so
     path = tmp_path / "plain.safetensors"

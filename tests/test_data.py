@@ -10,8 +10,8 @@ from PIL import Image
 
 from mslcp import data
 from mslcp.data import celeba, celeba_halfres, image_folder, synthetic_faces
+from conftest import needs_halfres  # tests/conftest.py
 
-HALFRES = Path(__file__).parents[1] / ".." / "shared" / "celeba-halfres"
 WHITE = (255, 255, 255)
 # four coloured quadrants inside the crop: grayscale must be the mean of RGB (not ITU-R 601 luma)
 QUADS = {(0, 0): (250, 10, 30), (0, 1): (0, 120, 240), (1, 0): (30, 30, 60), (1, 1): (255, 255, 0)}
@@ -186,11 +186,10 @@ def test_16_bit_images_are_scaled(tmp_path):
 
 # ----------------------------------------------------------------------------- the shared half-resolution copy
 
-@pytest.mark.skipif(not (HALFRES / "img_align_celeba").is_dir(),
-                    reason=f"shared half-resolution CelebA copy absent ({HALFRES})")
+@needs_halfres
 def test_shared_halfres():
-    files = sorted((HALFRES / "img_align_celeba").glob("*.jpg"))
-    x, t = celeba_halfres(HALFRES, "train", n=3), celeba_halfres(HALFRES, "test", n=2)
+    files = sorted((data.HALFRES / "img_align_celeba").glob("*.jpg"))
+    x, t = celeba_halfres(split="train", n=3), celeba_halfres(split="test", n=2)  # the default root
     assert x.shape == (3, 1, 80, 80) and t.shape == (2, 1, 80, 80)
     first_test = len(files) - len(files) // 20
     for img, f in zip([*x, *t], [*files[:3], *files[first_test:first_test + 2]]):
