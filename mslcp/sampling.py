@@ -378,10 +378,11 @@ def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, 
     return x, info
 
 
-def synthesize(multiscale, n, *, size, channels=1, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
-               fixed_step=False, generator=None, max_steps=10_000, strict=False):
-    """Algorithm 2: n images (n,channels,H,W), size = H or (H,W) divisible by 2^levels. The low-pass
-    (n,channels,H/2^J,W/2^J) is drawn with Algorithm 1 from multiscale.low (initial mean 0.5), then super_resolve.
+def synthesize(multiscale, n, *, size, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, fixed_step=False,
+               generator=None, max_steps=10_000, strict=False):
+    """Algorithm 2: n images (n,C,H,W), C = multiscale.low.in_channels (1 if it has none), size = H or (H,W)
+    divisible by 2^levels. The low-pass (n,C,H/2^J,W/2^J) is drawn with Algorithm 1 from multiscale.low (initial
+    mean 0.5), then super_resolve.
     sigma0, sigma_final, h0, beta: scalars, or sequences of levels+1 values indexed by level (0 finest conditional,
     J = levels is the low-pass); strict as in sample. Returns images and info as super_resolve, with
     info["levels"][J] for the low-pass; an image that diverges at a level is not refined further (result NaN,
@@ -389,7 +390,6 @@ def synthesize(multiscale, n, *, size, channels=1, sigma0=1.0, sigma_final=0.01,
     """
     J = multiscale.levels
     _check("n", n, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
-    _check("channels", channels, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
     _check("size", size, f"a positive int or (H, W) pair divisible by 2**levels = {2**J}",
            lambda v: all(isinstance(k, numbers.Integral) and k >= 1 and k % 2**J == 0
                          for k in ((v, v) if isinstance(v, numbers.Integral) else v)) and
@@ -399,6 +399,7 @@ def synthesize(multiscale, n, *, size, channels=1, sigma0=1.0, sigma_final=0.01,
     ref = next(itertools.chain(multiscale.low.parameters(), multiscale.low.buffers()), None)
     gen = _generators(generator, n, ref.device if ref is not None else "cpu")
     run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict)
+    channels = getattr(multiscale.low, "in_channels", 1)
     low, info_low = sample(multiscale.low, (n, channels, H >> J, W >> J), mean=0.5, generator=gen, **settings(J),
                            **run)
     ok = torch.tensor([s != "diverged" for s in info_low["status"]])

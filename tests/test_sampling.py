@@ -255,6 +255,21 @@ def test_synthesize_gaussian():
     check_moments(x, mu, lam, V, 8)
 
 
+def test_synthesize_draws_the_channels_of_its_low_pass_net():
+    """No channels argument to get wrong: a 3-channel model gives 3-channel images (mean low-pass, zero details)."""
+    class Mean(nn.Module):
+        in_channels = 3
+
+        def forward(self, y):
+            return torch.full_like(y, 0.5)
+
+    zero = lambda low, y: torch.zeros_like(y)
+    ms = SimpleNamespace(levels=1, wavelet="haar", normalize="average", low=Mean(), conditionals=[zero])
+    x, info = synthesize(ms, 2, size=8, generator=0)
+    assert x.shape == (2, 3, 8, 8) and info["status"] == ["converged"] * 2
+    torch.testing.assert_close(x, torch.full_like(x, 0.5), atol=0.05, rtol=0)  # sigma_final 0.01
+
+
 def test_super_resolve_oracle_reconstructs():
     """Conditionals that return the true details: super_resolve must rebuild the image exactly (J = 2, pywt truth)."""
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=D)
