@@ -2,7 +2,8 @@
 
 The solved notebook, with its check cells, is executed by the book build in CI
 (tests/test_book.py::test_chapter_executes); here: the student version has no solution left, runs every cell
-before the first task and stops there with NotImplementedError, and the script is deterministic."""
+before the first task and stops there with NotImplementedError, and the script is deterministic; and the GPU
+preset's sizes run through Tasks 1-2 on the CPU."""
 import importlib.util
 import json
 import subprocess
@@ -79,3 +80,23 @@ def test_student_version_stops_at_task_1(student, monkeypatch):
     code = [c for c in nb.cells[:first] if c.cell_type == "code"]
     assert code and all(c.execution_count for c in code)  # every cell before the stub ran
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
+
+
+def test_gpu_preset_runs_through_check_2(monkeypatch):
+    """The GPU preset's own sizes (RF up to 17, width 32, depth 8, 100 test faces) through Tasks 1-2 and their
+    checks, on the CPU with 80 training steps per net instead of 3000 (Check 2 does not depend on training
+    length; Check 3 does, so the run stops before it). Catches settings that only the GPU preset reaches."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("MSLCP_PRESET", "gpu")
+    monkeypatch.setenv("MSLCP_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (params,) = [c for c in nb.cells if "STEPS, N_TRAIN = (3000, 4096) if GPU" in c.source]
+    params.source = params.source.replace("(3000, 4096) if GPU", "(80, 512) if GPU")
+    last = next(i for i, c in enumerate(nb.cells) if 'print("Check 2 passed.")' in c.source)
+    nb.cells = nb.cells[:last + 1]
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "preset 'gpu'" in out and "receptive fields (3, 5, 9, 13, 17)" in out and "Check 2 passed." in out
