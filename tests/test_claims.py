@@ -755,3 +755,27 @@ def test_chapter7_exercise4_spread_settings(chapter7):
     assert abs(ratio[1] - ratio[0]) < 0.1, ratio  # "a smaller step with beta = 0.1 changes the ratio little"
     assert ratio[2] > max(ratio[:2]) + 0.2 and ratio[2] < 1, ratio  # "spread the most"; "stays below 1"
     assert calls[2] > 2 * calls[0], calls  # "more than twice the calls"
+
+
+# --- chapter 8 ---
+
+def test_chapter8_gpu_preset_workload():
+    """"the GPU preset trains 15 nets for 3,000 steps each (Task 4 included), about 120 TFLOP of convolutions, 15 s at
+    a T4's peak float32 rate (8.1 TFLOP/s)": the chapter's GPU settings, each conv layer's multiply-adds counted on
+    the images it sees (flat nets 32x32, conditional nets of level 0 16x16), training = 3 x forward. (The page's
+    "60 CPU-minutes" for that run is a time: measured once, not tested.)"""
+    source = (Path(__file__).parents[1] / "book" / "08_assignment.ipynb").read_text()
+    for line in ("WIDTH, DEPTH = (32, 8) if GPU", "RFS = (3, 5, 9, 13, 17) if GPU",
+                 "STEPS, N_TRAIN = (3000, 4096) if GPU", "batch_size=32", "SIZE = 32"):
+        assert line in source, line  # the settings counted here are the chapter's
+    rfs, steps, batch = (3, 5, 9, 13, 17), 3000, 32
+
+    def flops(net, side):
+        per_pixel = sum(2 * c.weight[0, 0].numel() * c.in_channels * c.out_channels for c in net.conv_layers)
+        return 3 * side * side * per_pixel
+
+    per_image = sum(flops(nets.BFCNN(width=32, depth=8, rf=rf), 32)
+                    + 2 * flops(nets.ConditionalBFCNN(width=32, depth=8, rf=rf), 16) for rf in rfs)  # Haar, db2
+    total = per_image * batch * steps
+    assert 3 * len(rfs) == 15 and 110e12 < total < 130e12, total / 1e12
+    assert round(total / 8.1e12) == 15, total / 8.1e12
