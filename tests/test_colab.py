@@ -98,8 +98,10 @@ def test_chapter1_runs_from_the_wheel_offline(wheel, tmp_path):
     nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                            "source": "import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"})
     (work / "chapter.ipynb").write_text(json.dumps(nb))
+    # a cell takes seconds: a cell timeout well inside the command's makes a hang name its cell (once, in CI, this
+    # command ran past 600 s with no output; it passed in 18-20 s on every rerun)
     execute = ("import nbformat, nbclient; nb = nbformat.read('chapter.ipynb', 4); "
-               "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3').execute(); "
+               "nbclient.NotebookClient(nb, timeout=180, startup_timeout=120, kernel_name='python3').execute(); "
                "nbformat.write(nb, 'executed.ipynb')")
     run([str(python), "-c", execute], work, env, timeout=600)
     executed = json.loads((work / "executed.ipynb").read_text())
