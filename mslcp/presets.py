@@ -69,8 +69,9 @@ def setup(name=None, seed=0, **overrides):
     from . import __version__
 
     preset = get(name, **overrides)
-    torch.set_num_threads(threads())
-    threadpool_limits(threads(), user_api="blas")  # numpy's OpenBLAS spins the same way (chapter 1: 20x)
+    n = threads()
+    torch.set_num_threads(n)
+    threadpool_limits(n, user_api="blas")  # numpy's OpenBLAS spins the same way (chapter 1: 20x)
     torch.manual_seed(seed)
     slow = " (no GPU: this will be slow)" if preset.name == "gpu" and preset.device == "cpu" else ""
     print(f"mslcp {__version__} | preset {preset.name!r} on {preset.device}{slow} | torch {torch.__version__}")

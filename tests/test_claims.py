@@ -7,6 +7,7 @@ revised with it.
 import functools
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ import torch
 
 from mslcp import analysis, data, metrics, nets, pretrained, sampling, toy, wavelets
 from conftest import needs_halfres  # tests/conftest.py
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import train_throughput  # noqa: E402  (the benchmark's FLOP count)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -769,11 +773,7 @@ def test_chapter8_gpu_preset_workload():
                  "STEPS, N_TRAIN = (3000, 4096) if GPU", "batch_size=32", "SIZE = 32"):
         assert line in source, line  # the settings counted here are the chapter's
     rfs, steps, batch = (3, 5, 9, 13, 17), 3000, 32
-
-    def flops(net, side):
-        per_pixel = sum(2 * c.weight[0, 0].numel() * c.in_channels * c.out_channels for c in net.conv_layers)
-        return 3 * side * side * per_pixel
-
+    flops = train_throughput.train_flops  # checked against the closed form in tests/test_benchmarks.py
     per_image = sum(flops(nets.BFCNN(width=32, depth=8, rf=rf), 32)
                     + 2 * flops(nets.ConditionalBFCNN(width=32, depth=8, rf=rf), 16) for rf in rfs)  # Haar, db2
     total = per_image * batch * steps
