@@ -5,6 +5,7 @@ for several h0 and beta, against a fixed step with the authors' demo settings (h
     python benchmarks/quality_per_call.py --n 16 --quick
     python benchmarks/quality_per_call.py --model celeba80_multiscale_rf9 --n 16   # real faces, 80x80
     python benchmarks/quality_per_call.py --model paper13 --n 16      # the authors' RF-13 model, 160x160 (a GPU)
+    python benchmarks/quality_per_call.py --model paper13 --n 8 --quick --h0 0.01 --beta 0.05 0.02   # a grid
 
 Quality: metrics.sample_distance(samples, data)["total"] against 2048 training faces of the model's recipe
 (synthetic, or CelebA 80x80 from the half-resolution copy; lower is better). The authors' model (paper13, weights
@@ -46,6 +47,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="images per run (default 64)")
     ap.add_argument("--quick", action="store_true", help="skip the slow fixed-step run")
+    ap.add_argument("--h0", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2],
+                    help="initial step sizes of the ascending schedule (default 0.01 0.05 0.1 0.2)")
+    ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5],
+                    help="noise-injection factors of the ascending schedule (default 0.1 0.5)")
     ap.add_argument("--model", default="multiscale_rf5",
                     help="a shipped multi-scale model (default multiscale_rf5), or paper13: the authors' RF 13")
     args = ap.parse_args()
@@ -60,7 +65,7 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
     settings = {f"ascending h0={h0}, beta={b}": dict(h0=h0, beta=b)
-                for h0 in (0.01, 0.05, 0.1, 0.2) for b in (0.1, 0.5)}
+                for h0 in args.h0 for b in args.beta}
     if not args.quick:
         settings["fixed h=0.01, beta=0.01 (authors' demo)"] = FIXED
     print(f"{args.model} on {device}, {args.n} images of {size}x{size} per run; distance to 2048 training faces"
