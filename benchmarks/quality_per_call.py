@@ -1,11 +1,11 @@
 """Sample quality against denoiser calls for Algorithm 2 (mslcp.sampling.synthesize): the ascending step schedule
-for several h0 and beta, against a fixed step with the authors' demo settings (h = 0.01, beta = 0.01).
+for several h0 and beta, against fixed steps: the authors' demo settings (h = 0.01, beta = 0.01) and larger ones.
 
     python benchmarks/quality_per_call.py             # the shipped multiscale_rf5, 32x32 synthetic faces (CPU)
     python benchmarks/quality_per_call.py --n 16 --quick
     python benchmarks/quality_per_call.py --model celeba80_multiscale_rf9 --n 16   # real faces, 80x80
     python benchmarks/quality_per_call.py --model paper13 --n 16      # the authors' RF-13 model, 160x160 (a GPU)
-    python benchmarks/quality_per_call.py --model paper13 --n 8 --quick --h0 0.01 --beta 0.05 0.02   # a grid
+    python benchmarks/quality_per_call.py --model paper13 --n 8 --quick --h0 0.01 --beta 0.05 0.02 --fixed 0.05,0.05
 
 Quality: metrics.sample_distance(samples, data)["total"] against 2048 training faces of the model's recipe
 (synthetic, or CelebA 80x80 from the half-resolution copy; lower is better). The authors' model (paper13, weights
@@ -43,6 +43,17 @@ def measure(model, size, shrink, reference, seeds, **kw):
     return metrics.sample_distance(x[ok], reference)["total"], calls_per_image(info)
 
 
+def step_and_beta(text):
+    """argparse type of --fixed: "H,BETA" -> (H, BETA), both in (0, 1]."""
+    try:
+        h, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fixed takes H,BETA (two numbers), got {text!r}") from None
+    if not (0 < h <= 1 and 0 < b <= 1):
+        raise argparse.ArgumentTypeError(f"--fixed H,BETA must both be in (0, 1], got {text!r}")
+    return h, b
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="images per run (default 64)")
@@ -51,6 +62,8 @@ def main():
                     help="initial step sizes of the ascending schedule (default 0.01 0.05 0.1 0.2)")
     ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5],
                     help="noise-injection factors of the ascending schedule (default 0.1 0.5)")
+    ap.add_argument("--fixed", type=step_and_beta, nargs="*", default=[(0.1, 0.1)], metavar="H,BETA",
+                    help="fixed-step settings besides the authors' demo (default 0.1,0.1)")
     ap.add_argument("--model", default="multiscale_rf5",
                     help="a shipped multi-scale model (default multiscale_rf5), or paper13: the authors' RF 13")
     args = ap.parse_args()
@@ -66,6 +79,7 @@ def main():
     model = model.to(device)
     settings = {f"ascending h0={h0}, beta={b}": dict(h0=h0, beta=b)
                 for h0 in args.h0 for b in args.beta}
+    settings.update({f"fixed h={h}, beta={b}": dict(FIXED, h0=h, beta=b) for h, b in args.fixed})
     if not args.quick:
         settings["fixed h=0.01, beta=0.01 (authors' demo)"] = FIXED
     print(f"{args.model} on {device}, {args.n} images of {size}x{size} per run; distance to 2048 training faces"

@@ -1,4 +1,5 @@
 """The benchmark scripts run, and count what they claim to count (tiny settings)."""
+import argparse
 import os
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def test_quality_per_call_measure():
     d16, _ = quality_per_call.measure(model, 32, 2, torch.nn.functional.avg_pool2d(reference, 2), range(3),
                                       h0=0.5, beta=0.5)
     assert d16 > 0 and d16 != d
+
+
+def test_quality_per_call_fixed_settings_are_checked():
+    assert quality_per_call.step_and_beta("0.1,0.05") == (0.1, 0.05)
+    for bad in ("0.1", "0.1,0.1,0.1", "a,b", "0,0.1", "0.1,1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--fixed"):
+            quality_per_call.step_and_beta(bad)
 
 
 def test_synthesis_benchmark_runs():
