@@ -6,7 +6,6 @@ import dataclasses
 import os
 
 import torch
-from threadpoolctl import threadpool_limits
 
 from .train import check_int
 
@@ -64,14 +63,12 @@ def threads():
 
 
 def setup(name=None, seed=0, **overrides):
-    """A chapter's first line: pick the preset, set the CPU thread policy (`threads`, for torch and for numpy's
-    BLAS), seed torch, print one line. Returns (preset, torch.device)."""
+    """A chapter's first line: pick the preset, set the CPU thread policy (`threads`), seed torch, print one
+    line. Returns (preset, torch.device)."""
     from . import __version__
 
     preset = get(name, **overrides)
-    n = threads()
-    torch.set_num_threads(n)
-    threadpool_limits(n, user_api="blas")  # numpy's OpenBLAS spins the same way (chapter 1: 20x)
+    torch.set_num_threads(threads())
     torch.manual_seed(seed)
     slow = " (no GPU: this will be slow)" if preset.name == "gpu" and preset.device == "cpu" else ""
     print(f"mslcp {__version__} | preset {preset.name!r} on {preset.device}{slow} | torch {torch.__version__}")
