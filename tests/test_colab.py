@@ -99,7 +99,7 @@ def test_chapter1_runs_from_the_wheel_offline(wheel, tmp_path):
                            "source": "import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"})
     (work / "chapter.ipynb").write_text(json.dumps(nb))
     # a cell takes seconds: a cell timeout well inside the command's makes a hang name its cell (once, in CI, this
-    # command ran past 600 s beside a busy process, before presets.setup limited numpy's BLAS threads)
+    # command ran past 600 s: a kernel that sat idle waiting, as chapters have a few times with ipykernel 6 and 7)
     execute = ("import nbformat, nbclient; nb = nbformat.read('chapter.ipynb', 4); "
                "nbclient.NotebookClient(nb, timeout=180, startup_timeout=120, kernel_name='python3').execute(); "
                "nbformat.write(nb, 'executed.ipynb')")
