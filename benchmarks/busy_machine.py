@@ -19,6 +19,10 @@ import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import bookfixes  # noqa: E402
+
+bookfixes.mute_output_widget_sync()  # or a chapter's slider can stall nbclient until the cell timeout
 
 
 def chapters():

@@ -107,6 +107,44 @@ def test_chapter_executes(build, chapter):
     assert not unrun, f"{chapter}: code cells that did not run (index): {unrun}"
 
 
+# N `interact` cells (each opens an Output widget and draws into it), executed with nbclient and a 20 s cell timeout;
+# prints the longest wait, on the client's clock, from a cell's start to its reply
+INTERACT = """
+import sys, time, nbformat
+from nbclient import NotebookClient
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "muted":
+    import bookfixes
+    bookfixes.mute_output_widget_sync()
+setup = ("import ipywidgets as widgets, matplotlib.pyplot as plt\\n"
+         "def f(x=1.0):\\n    fig, ax = plt.subplots(figsize=(2, 2)); ax.plot([0, x]); plt.show()")
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup)] + [
+    nbformat.v4.new_code_cell("widgets.interact(f, x=(0.0, 2.0));") for _ in range(int(sys.argv[3]))])
+start, waits = {}, []
+NotebookClient(nb, timeout=20, kernel_name="python3",
+               on_cell_execute=lambda cell, cell_index: start.__setitem__(cell_index, time.perf_counter()),
+               on_cell_executed=lambda cell, cell_index, execute_reply: waits.append(
+                   time.perf_counter() - start[cell_index])).execute()
+print(max(waits))
+"""
+
+
+def test_interact_cells_do_not_wait_for_the_cell_timeout():
+    """nbclient's Output widget mimic sends on the shell channel while it awaits a reply there, and on a busy machine
+    the reply then sometimes waits unread until the cell timeout (without the fix, 1-4 of 60 such cells per run
+    beside two busy processes; the book build stalled a chapter for 300 s in most clean-clone CI runs).
+    bookfixes.mute_output_widget_sync stops that. The two spinners make the machine busy, as CI machines are."""
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(2)]
+    try:
+        r = subprocess.run([sys.executable, "-c", INTERACT, str(ROOT / "book" / "_ext"), "muted", "120"],
+                           capture_output=True, text=True, timeout=900, cwd=ROOT)
+    finally:
+        for p in spin:
+            p.kill()
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.split()[-1]) < 10, f"a cell waited {r.stdout.split()[-1]} s for its reply"
+
+
 @pytest.fixture(scope="module")
 def server(build):
     """_build/html served on 127.0.0.1 (a free port) for the browser."""

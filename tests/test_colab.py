@@ -98,9 +98,11 @@ def test_chapter1_runs_from_the_wheel_offline(wheel, tmp_path):
     nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                            "source": "import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"})
     (work / "chapter.ipynb").write_text(json.dumps(nb))
-    # a cell takes seconds: a cell timeout well inside the command's makes a hang name its cell (once, in CI, this
-    # command ran past 600 s: a kernel that sat idle waiting, as chapters have a few times with ipykernel 6 and 7)
-    execute = ("import nbformat, nbclient; nb = nbformat.read('chapter.ipynb', 4); "
+    # a cell takes seconds: a cell timeout well inside the command's makes a hang name its cell. Chapter 1's slider
+    # once made this command wait past 600 s for a reply the kernel had sent: bookfixes.mute_output_widget_sync.
+    execute = (f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r}); import bookfixes; "
+               "bookfixes.mute_output_widget_sync(); "
+               "import nbformat, nbclient; nb = nbformat.read('chapter.ipynb', 4); "
                "nbclient.NotebookClient(nb, timeout=180, startup_timeout=120, kernel_name='python3').execute(); "
                "nbformat.write(nb, 'executed.ipynb')")
     run([str(python), "-c", execute], work, env, timeout=600)

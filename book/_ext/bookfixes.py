@@ -1,9 +1,13 @@
-"""Small Sphinx fixes for the book's pages (loaded from _config.yml, sphinx.local_extensions).
+"""Small fixes for building the book (loaded from _config.yml, sphinx.local_extensions).
 
 Sphinx 7.x adds an inline script given with `app.add_js_file(None, body=...)` to each page twice
 (sphinx-doc/sphinx#13402, fixed in Sphinx 8.2, which Jupyter Book 1.x does not support). For
 sphinx-thebe's `const THEBE_JS_URL = ...` that is a SyntaxError in the browser console of every page.
-We drop repeated, identical inline scripts when each page is rendered."""
+We drop repeated, identical inline scripts when each page is rendered.
+
+nbclient, which executes the chapters, can leave a cell waiting for its whole timeout (300 s in the build): see
+`mute_output_widget_sync`. tests/test_colab.py and benchmarks/busy_machine.py, which run nbclient themselves,
+call it too."""
 
 
 def _dedupe_inline_scripts(app, pagename, templatename, context, doctree):
@@ -18,6 +22,20 @@ def _dedupe_inline_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = kept
 
 
+def mute_output_widget_sync():
+    """Stop nbclient from sending an Output widget's outputs back to the kernel (it does that for every `interact`).
+
+    nbclient plays the front end of the ipywidgets Output widget: it sends the widget's new state to the kernel on
+    the shell channel while it awaits the cell's reply on that same channel. Sometimes that send leaves the reply
+    unread until the cell timeout (jupyter/nbclient#312): measured with 60 `interact` cells and a 10 s timeout, 2–4
+    cells per run waited the full 10 s after the kernel had replied. Without the send, none did in 180. nbclient
+    keeps the outputs in the saved widget state itself, so the built pages do not change."""
+    from nbclient.output_widget import OutputWidget
+
+    OutputWidget.send = lambda self, *args, **kwargs: None
+
+
 def setup(app):
+    mute_output_widget_sync()
     app.connect("html-page-context", _dedupe_inline_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
