@@ -27,9 +27,9 @@ def mute_output_widget_sync():
 
     nbclient plays the front end of the ipywidgets Output widget: it sends the widget's new state to the kernel on
     the shell channel while it awaits the cell's reply on that same channel. Sometimes that send leaves the reply
-    unread until the cell timeout (jupyter/nbclient#312): measured with 60 `interact` cells and a 10 s timeout, 2–4
-    cells per run waited the full 10 s after the kernel had replied. Without the send, none did in 180. nbclient
-    keeps the outputs in the saved widget state itself, so the built pages do not change."""
+    unread until the cell timeout (jupyter/nbclient#312). Measured beside busy processes: of 60 `interact` cells with
+    a 10 s timeout, 1–4 per run waited the full 10 s after the kernel had replied; without the send, none in 180.
+    nbclient keeps the outputs in the saved widget state itself, so the built pages do not change."""
     from nbclient.output_widget import OutputWidget
 
     OutputWidget.send = lambda self, *args, **kwargs: None
