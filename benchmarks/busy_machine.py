@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import bookfixes  # noqa: E402
 
-bookfixes.mute_output_widget_sync()  # or a chapter's slider can stall nbclient until the cell timeout
-
 
 def chapters():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -32,6 +30,7 @@ def chapters():
 
 
 def execute(path):
+    bookfixes.mute_output_widget_sync()  # or a chapter's slider can stall nbclient until the cell timeout
     nb = nbformat.read(path, as_version=4)
     t = time.perf_counter()
     NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -57,7 +57,7 @@ def step_and_beta(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="images per run (default 64)")
-    ap.add_argument("--quick", action="store_true", help="skip the slow fixed-step run")
+    ap.add_argument("--quick", action="store_true", help="skip the authors' demo (the slow fixed-step run)")
     ap.add_argument("--h0", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2],
                     help="initial step sizes of the ascending schedule (default 0.01 0.05 0.1 0.2)")
     ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5],

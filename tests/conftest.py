@@ -1,7 +1,13 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from mslcp import data
+
+BENCH = Path(__file__).parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))  # the benchmark scripts, importable by the tests that check them
 
 # the half-resolution CelebA copy beside the checkout (data.HALFRES): the real-face tests need it
 HALFRES = (data.HALFRES / "img_align_celeba").is_dir()

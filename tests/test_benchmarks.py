@@ -3,17 +3,14 @@ import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+import quality_per_call  # benchmarks/, on the path by tests/conftest.py
 import torch
+import train_throughput
+from conftest import BENCH
 
 from mslcp import data, nets, pretrained
-
-BENCH = Path(__file__).parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import quality_per_call  # noqa: E402
-import train_throughput  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

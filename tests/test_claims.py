@@ -7,7 +7,6 @@ revised with it.
 import functools
 import math
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,7 @@ import torch
 
 from mslcp import analysis, data, metrics, nets, pretrained, sampling, toy, wavelets
 from conftest import needs_halfres  # tests/conftest.py
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import train_throughput  # noqa: E402  (the benchmark's FLOP count)
+import train_throughput  # benchmarks/, on the path by tests/conftest.py (the benchmark's FLOP count)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

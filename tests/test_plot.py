@@ -14,16 +14,12 @@ import torch  # noqa: E402
 from mslcp import plot, presets  # noqa: E402
 
 
-def test_setup_sets_the_thread_policy(monkeypatch):
-    """Every chapter's first line sets torch's CPU threads to presets.threads()."""
+def test_setup_sets_the_thread_policy(monkeypatch, one_thread):
+    """Every chapter's first line sets torch's CPU threads to presets.threads() (one_thread restores them)."""
     monkeypatch.setenv("MSLCP_THREADS", "1")
-    n = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        presets.setup("cpu")
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(n)
+    torch.set_num_threads(2)
+    presets.setup("cpu")
+    assert torch.get_num_threads() == 1
 
 
 def test_preset_choice(monkeypatch):
