@@ -6,6 +6,8 @@ for several h0 and beta, against fixed steps: the authors' demo settings (h = 0.
     python benchmarks/quality_per_call.py --model celeba80_multiscale_rf9 --n 16   # real faces, 80x80
     python benchmarks/quality_per_call.py --model paper13 --n 16      # the authors' RF-13 model, 160x160 (a GPU)
     python benchmarks/quality_per_call.py --model paper13 --n 8 --quick --h0 0.01 --beta 0.05 0.02 --fixed 0.05,0.05
+    python benchmarks/quality_per_call.py --plot q.png                # the table, and a figure of it
+    python benchmarks/quality_per_call.py --replot benchmarks/README.md --plot benchmarks/quality_per_call.png
 
 Quality: metrics.sample_distance(samples, data)["total"] against 2048 training faces of the model's recipe
 (synthetic, or CelebA 80x80 from the half-resolution copy; lower is better). The authors' model (paper13, weights
@@ -17,6 +19,7 @@ image stops on its own; a batched call serves every image still running). Every 
 (the authors' code stops on a signal-to-noise test instead; with this stop the fixed step needs more calls).
 """
 import argparse
+import re
 import time
 
 import torch
@@ -54,6 +57,63 @@ def step_and_beta(text):
     return h, b
 
 
+HEADER = "| setting | calls per image | total distance (seeds A / B) |"
+
+
+def read_tables(text):
+    """Every table this script printed in a text (its output, or benchmarks/README.md) -> [(model, rows)], rows
+    [(setting, calls per image, distance A, distance B)]. The model is the --model of the nearest line above the
+    table that runs this script (the default model when it names none)."""
+    tables, model, lines = [], None, text.splitlines()
+    for i, line in enumerate(lines):
+        if "quality_per_call.py" in line:
+            m = re.search(r"--model (\S+?)[`\s]", line + " ")
+            model = m.group(1) if m else "multiscale_rf5"
+        if line.startswith(HEADER):
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                setting, calls, dist = (c.strip() for c in row.strip("|").split("|")[:3])
+                a, b = (float(v) for v in dist.split("/"))
+                rows.append((setting, int(calls), a, b))
+            tables.append((model, rows))
+    return tables
+
+
+def plot(tables, path):
+    """One panel per (model, rows): both runs' distances against calls per image (log scale), a vertical line
+    between them; ascending schedules, larger fixed steps and the authors' demo in three styles. The demo's range is
+    shaded, and a dotted line marks a tenth of its calls: points below the band and left of the line are the issue's
+    target. Saved to path; returns the figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
+    styles = {"ascending": dict(color="C0", marker="o"), "fixed": dict(color="C1", marker="s"),
+              "demo": dict(color="C3", marker="*", markersize=12)}
+    for ax, (model, rows) in zip(axes[0], tables):
+        for setting, calls, a, b in rows:
+            kind = "demo" if "demo" in setting else setting.split()[0]
+            ax.plot([calls, calls], [a, b], linestyle="-", label=kind, **styles[kind])
+        demo = [(calls, a, b) for setting, calls, a, b in rows if "demo" in setting]
+        if demo:  # the target: the demo's quality (its two runs' range) with 10x fewer calls
+            calls, a, b = demo[0]
+            ax.axhspan(min(a, b), max(a, b), color="C3", alpha=0.12, linewidth=0)
+            ax.axvline(calls / 10, color="gray", linestyle=":", linewidth=1)
+            ax.annotate("10x fewer calls\nthan the demo", (calls / 10, 1), xycoords=("data", "axes fraction"),
+                        xytext=(-3, -3), textcoords="offset points", ha="right", va="top", fontsize=7,
+                        color="gray")
+        handles = {h.get_label(): h for h in ax.get_lines() if h.get_label() in styles}
+        ax.legend([handles[k] for k in styles if k in handles], [k for k in styles if k in handles], fontsize=8,
+                  loc="lower right")
+        ax.set(xscale="log", xlabel="denoiser calls per image", ylabel="total distance (lower is better)",
+               title=model)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=64, help="images per run (default 64)")
@@ -66,7 +126,19 @@ def main():
                     help="fixed-step settings besides the authors' demo (default 0.1,0.1)")
     ap.add_argument("--model", default="multiscale_rf5",
                     help="a shipped multi-scale model (default multiscale_rf5), or paper13: the authors' RF 13")
+    ap.add_argument("--plot", metavar="PNG", help="also save a figure of the table: distance against calls")
+    ap.add_argument("--replot", metavar="MARKDOWN",
+                    help="measure nothing: plot (to --plot) the tables this script printed into a Markdown file")
     args = ap.parse_args()
+    if args.replot:
+        if not args.plot:
+            ap.error("--replot needs --plot PNG, the figure to write")
+        with open(args.replot) as f:
+            tables = read_tables(f.read())
+        if not tables:
+            ap.error(f"--replot: no table starting {HEADER!r} in {args.replot}")
+        plot(tables, args.plot)
+        return
     torch.set_num_threads(presets.threads())
     if args.model == "paper13":  # 160x160 faces, compared at 80x80
         model, size, shrink, source = pretrained.paper_multiscale(13), 160, 2, "celeba80"
@@ -82,15 +154,19 @@ def main():
     settings.update({f"fixed h={h}, beta={b}": dict(FIXED, h0=h, beta=b) for h, b in args.fixed})
     if not args.quick:
         settings["fixed h=0.01, beta=0.01 (authors' demo)"] = FIXED
-    print(f"{args.model} on {device}, {args.n} images of {size}x{size} per run; distance to 2048 training faces"
+    print(f"quality_per_call.py --model {args.model} on {device}, {args.n} images of {size}x{size} per run; distance to 2048 training faces"
           + (f" at {size // shrink}x{size // shrink}" if shrink > 1 else ""))
-    print("| setting | calls per image | total distance (seeds A / B) | seconds |")
+    print(HEADER + " seconds |")
     print("|---|---|---|---|")
+    rows = []
     for name, kw in settings.items():
         t = time.perf_counter()
         (d0, c0), (d1, c1) = (measure(model, size, shrink, reference, range(i * args.n, (i + 1) * args.n), **kw)
                               for i in range(2))
         print(f"| {name} | {(c0 + c1) / 2:.0f} | {d0:.2f} / {d1:.2f} | {time.perf_counter() - t:.0f} |", flush=True)
+        rows.append((name, round((c0 + c1) / 2), d0, d1))
+    if args.plot:
+        plot([(args.model, rows)], args.plot)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,48 @@ def test_synthesis_benchmark_runs():
     assert r.returncode == 0, r.stderr
     rows = [line for line in r.stdout.splitlines() if line.startswith("| cpu")]
     assert len(rows) == 2 and all(float(line.split("|")[-2]) > 0 for line in rows)
+
+
+def test_quality_tables_are_read_back_and_plotted(tmp_path):
+    tables = quality_per_call.read_tables((BENCH / "README.md").read_text())
+    assert [model for model, _ in tables] == ["multiscale_rf5", "celeba80_multiscale_rf9", "paper13"]
+    rows = dict((s, (c, a, b)) for s, c, a, b in tables[2][1])
+    assert rows["fixed h=0.01, beta=0.01 (authors' demo)"] == (42893, 1.20, 1.48)
+    assert rows["fixed h=0.1, beta=0.1"] == (954, 1.12, 1.14)
+    fig = quality_per_call.plot(tables, tmp_path / "q.png")
+    assert (tmp_path / "q.png").stat().st_size > 10_000
+    ax = fig.axes[2]
+    points = sorted((line.get_xdata()[0], *line.get_ydata()) for line in ax.get_lines()
+                    if line.get_label() in ("ascending", "fixed", "demo"))
+    measured = sorted((c, a, b) for c, a, b in rows.values())
+    assert points == measured  # one line per setting: (calls, A), (calls, B)
+    assert ax.get_xscale() == "log"
+
+
+def test_quality_per_call_plots_its_own_run(tmp_path):
+    r = subprocess.run([sys.executable, str(BENCH / "quality_per_call.py"), "--n", "1", "--quick", "--h0", "0.5",
+                        "--beta", "0.5", "--fixed", "--plot", str(tmp_path / "q.png")],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "MSLCP_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    (model, rows), = quality_per_call.read_tables(r.stdout)  # the output can be replotted
+    assert model == "multiscale_rf5" and [s for s, *_ in rows] == ["ascending h0=0.5, beta=0.5"]
+    assert (tmp_path / "q.png").stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, str(BENCH / "quality_per_call.py"), "--replot", str(BENCH / "README.md")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--replot needs --plot" in bad.stderr
+
+
+def test_the_readme_names_the_settings_that_meet_the_target():
+    # "a point below the band [the demo's two runs] and left of the line [a tenth of its calls]"
+    def meeting(rows):
+        (calls, a, b), = [(c, a, b) for s, c, a, b in rows if "demo" in s]
+        return {s for s, c, x, y in rows if "demo" not in s and c <= calls / 10 and max(x, y) < min(a, b)}
+
+    small, faces, paper = (rows for _, rows in quality_per_call.read_tables((BENCH / "README.md").read_text()))
+    assert meeting(paper) == {"fixed h=0.1, beta=0.1", "fixed h=0.1, beta=0.02", "fixed h=0.05, beta=0.05"}
+    text = " ".join((BENCH / "README.md").read_text().split())
+    assert "only the fixed steps with h = 0.1 and 0.05 get there" in text
+    assert "10 of the 12 other settings get there on synthetic faces and 4 of 10 on real ones" in text
+    assert (len(meeting(small)), len(small) - 1, len(meeting(faces)), len(faces) - 1) == (10, 12, 4, 10)
+    assert meeting(faces) == {"ascending h0=0.01, beta=0.5", "ascending h0=0.05, beta=0.5", "fixed h=0.2, beta=0.2",
+                              "fixed h=0.1, beta=0.1"}
