@@ -86,8 +86,6 @@ def plot(tables, path):
     between them; ascending schedules, larger fixed steps and the authors' demo in three styles. The demo's range is
     shaded, and a dotted line marks a tenth of its calls: points below the band and left of the line are the issue's
     target. Saved to path; returns the figure."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
     styles = {"ascending": dict(color="C0", marker="o"), "fixed": dict(color="C1", marker="s"),
