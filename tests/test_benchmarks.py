@@ -93,3 +93,29 @@ def test_the_readme_names_the_settings_that_meet_the_target():
     assert (len(meeting(small)), len(small) - 1, len(meeting(faces)), len(faces) - 1) == (10, 12, 4, 10)
     assert meeting(faces) == {"ascending h0=0.01, beta=0.5", "ascending h0=0.05, beta=0.5", "fixed h=0.2, beta=0.2",
                               "fixed h=0.1, beta=0.1"}
+
+
+def test_the_four_run_table_agrees_with_the_two_run_table_and_the_text():
+    text = (BENCH / "README.md").read_text()
+    head = "| setting | calls per image (4 runs) | total distance A / B / C / D | mean |"
+    lines = text[text.index(head):].splitlines()[2:]
+    runs = {}
+    for row in lines[:next(i for i, r in enumerate(lines) if not r.startswith("|"))]:
+        setting, calls, dist, mean = (c.strip() for c in row.strip("|").split("|"))
+        d = [float(v) for v in dist.split("/") if v.strip() != "–"]
+        assert float(mean) == round(sum(d) / len(d) + 1e-9, 2)
+        runs[setting.replace(" (the paper's)", "")] = d
+    (_, paper), = [t for t in quality_per_call.read_tables(text) if t[0] == "paper13"]
+    for setting, _, a, b in paper:  # runs A and B are the two-run table's
+        if setting in runs:
+            assert runs[setting][:2] == [a, b]
+    demo, asc = runs.pop("fixed h=0.01, beta=0.01 (authors' demo)"), runs["ascending h0=0.01, beta=0.1"]
+    flat = " ".join(text.split())
+    for setting, span in (("fixed h=0.1, beta=0.1", "0.79–1.14"), ("fixed h=0.1, beta=0.02", "0.76–1.11")):
+        assert max(runs[setting]) < min(demo) and f"{min(runs[setting]):.2f}–{max(runs[setting]):.2f}" == span
+        assert span in flat
+    assert f"{sum(asc) / 4 - sum(demo) / 2:.2f}" == "0.18" and f"{max(demo) - min(demo):.2f}" == "0.28"
+    assert [f"{x - y:.2f}" for x, y in zip(asc, demo)] == ["0.37", "0.17"]
+    assert f"{max(max(d) - min(d) for d in runs.values()):.2f}" == "0.56"
+    for phrase in ("is 0.18 above the demo's two-run mean", "by 0.37 (A) and 0.17 (B)", "differ by up to 0.56"):
+        assert phrase in flat
