@@ -60,30 +60,29 @@ def step_and_beta(text):
 HEADER = "| setting | calls per image | total distance (seeds A / B) |"
 
 
-def read_tables(text):
-    """Every table this script printed in a text (its output, or benchmarks/README.md) -> [(model, rows)], rows
-    [(setting, calls per image, distance A, distance B)]. The model is the --model of the nearest line above the
-    table that runs this script (the default model when it names none)."""
+def read_tables(text, header=HEADER):
+    """Every table with this header in a text (this script's output, or benchmarks/README.md) -> [(model, rows)],
+    rows [(setting, calls per image, (distance of each run, ...))]; a run given as "–" was not made. The model is
+    the --model of the nearest line above the table that runs this script (the default model when it names none)."""
     tables, model, lines = [], None, text.splitlines()
     for i, line in enumerate(lines):
         if "quality_per_call.py" in line:
             m = re.search(r"--model (\S+?)[`\s]", line + " ")
             model = m.group(1) if m else "multiscale_rf5"
-        if line.startswith(HEADER):
+        if line.startswith(header):
             rows = []
             for row in lines[i + 2:]:
                 if not row.startswith("|"):
                     break
                 setting, calls, dist = (c.strip() for c in row.strip("|").split("|")[:3])
-                a, b = (float(v) for v in dist.split("/"))
-                rows.append((setting, int(calls), a, b))
+                rows.append((setting, int(calls), tuple(float(v) for v in dist.split("/") if v.strip() != "–")))
             tables.append((model, rows))
     return tables
 
 
 def plot(tables, path):
-    """One panel per (model, rows): both runs' distances against calls per image (log scale), a vertical line
-    between them; ascending schedules, larger fixed steps and the authors' demo in three styles. The demo's range is
+    """One panel per (model, rows): the runs' distances against calls per image (log scale), a vertical line
+    through them; ascending schedules, larger fixed steps and the authors' demo in three styles. The demo's range is
     shaded, and a dotted line marks a tenth of its calls: points below the band and left of the line are the issue's
     target. Saved to path; returns the figure."""
     import matplotlib.pyplot as plt
@@ -91,13 +90,13 @@ def plot(tables, path):
     styles = {"ascending": dict(color="C0", marker="o"), "fixed": dict(color="C1", marker="s"),
               "demo": dict(color="C3", marker="*", markersize=12)}
     for ax, (model, rows) in zip(axes[0], tables):
-        for setting, calls, a, b in rows:
+        for setting, calls, runs in rows:
             kind = "demo" if "demo" in setting else setting.split()[0]
-            ax.plot([calls, calls], [a, b], linestyle="-", label=kind, **styles[kind])
-        demo = [(calls, a, b) for setting, calls, a, b in rows if "demo" in setting]
-        if demo:  # the target: the demo's quality (its two runs' range) with 10x fewer calls
-            calls, a, b = demo[0]
-            ax.axhspan(min(a, b), max(a, b), color="C3", alpha=0.12, linewidth=0)
+            ax.plot([calls] * len(runs), runs, linestyle="-", label=kind, **styles[kind])
+        demo = [(calls, runs) for setting, calls, runs in rows if "demo" in setting]
+        if demo:  # the target: the demo's quality (the range of its runs) with 10x fewer calls
+            calls, runs = demo[0]
+            ax.axhspan(min(runs), max(runs), color="C3", alpha=0.12, linewidth=0)
             ax.axvline(calls / 10, color="gray", linestyle=":", linewidth=1)
             ax.annotate("10x fewer calls\nthan the demo", (calls / 10, 1), xycoords=("data", "axes fraction"),
                         xytext=(-3, -3), textcoords="offset points", ha="right", va="top", fontsize=7,
@@ -152,8 +151,8 @@ def main():
     settings.update({f"fixed h={h}, beta={b}": dict(FIXED, h0=h, beta=b) for h, b in args.fixed})
     if not args.quick:
         settings["fixed h=0.01, beta=0.01 (authors' demo)"] = FIXED
-    print(f"quality_per_call.py --model {args.model} on {device}, {args.n} images of {size}x{size} per run; distance to 2048 training faces"
-          + (f" at {size // shrink}x{size // shrink}" if shrink > 1 else ""))
+    print(f"quality_per_call.py --model {args.model} on {device}, {args.n} images of {size}x{size} per run; "
+          "distance to 2048 training faces" + (f" at {size // shrink}x{size // shrink}" if shrink > 1 else ""))
     print(HEADER + " seconds |")
     print("|---|---|---|---|")
     rows = []
@@ -161,8 +160,8 @@ def main():
         t = time.perf_counter()
         (d0, c0), (d1, c1) = (measure(model, size, shrink, reference, range(i * args.n, (i + 1) * args.n), **kw)
                               for i in range(2))
-        print(f"| {name} | {(c0 + c1) / 2:.0f} | {d0:.2f} / {d1:.2f} | {time.perf_counter() - t:.0f} |", flush=True)
-        rows.append((name, round((c0 + c1) / 2), d0, d1))
+        rows.append((name, round((c0 + c1) / 2), (d0, d1)))
+        print(f"| {name} | {rows[-1][1]} | {d0:.2f} / {d1:.2f} | {time.perf_counter() - t:.0f} |", flush=True)
     if args.plot:
         plot([(args.model, rows)], args.plot)
 

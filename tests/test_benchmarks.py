@@ -14,6 +14,9 @@ from mslcp import data, nets, pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
+README = (BENCH / "README.md").read_text()  # its tables and the sentences drawn from them
+FLAT = " ".join(README.split())  # the same, its lines joined
+
 
 def test_train_flops_of_the_paper_net():
     # 21 layers of 3x3: 1 -> 64, 19 x (64 -> 64), 64 -> 1; forward 2 k^2 c_in c_out per pixel, training 3x that
@@ -51,9 +54,9 @@ def test_synthesis_benchmark_runs():
 
 
 def test_quality_tables_are_read_back_and_plotted(tmp_path):
-    tables = quality_per_call.read_tables((BENCH / "README.md").read_text())
+    tables = quality_per_call.read_tables(README)
     assert [model for model, _ in tables] == ["multiscale_rf5", "celeba80_multiscale_rf9", "paper13"]
-    rows = dict((s, (c, a, b)) for s, c, a, b in tables[2][1])
+    rows = dict((s, (c, *d)) for s, c, d in tables[2][1])
     assert rows["fixed h=0.01, beta=0.01 (authors' demo)"] == (42893, 1.20, 1.48)
     assert rows["fixed h=0.1, beta=0.1"] == (954, 1.12, 1.14)
     fig = quality_per_call.plot(tables, tmp_path / "q.png")
@@ -82,40 +85,35 @@ def test_quality_per_call_plots_its_own_run(tmp_path):
 def test_the_readme_names_the_settings_that_meet_the_target():
     # "a point below the band [the demo's two runs] and left of the line [a tenth of its calls]"
     def meeting(rows):
-        (calls, a, b), = [(c, a, b) for s, c, a, b in rows if "demo" in s]
-        return {s for s, c, x, y in rows if "demo" not in s and c <= calls / 10 and max(x, y) < min(a, b)}
+        (calls, demo), = [(c, d) for s, c, d in rows if "demo" in s]
+        return {s for s, c, d in rows if "demo" not in s and c <= calls / 10 and max(d) < min(demo)}
 
-    small, faces, paper = (rows for _, rows in quality_per_call.read_tables((BENCH / "README.md").read_text()))
+    small, faces, paper = (rows for _, rows in quality_per_call.read_tables(README))
     assert meeting(paper) == {"fixed h=0.1, beta=0.1", "fixed h=0.1, beta=0.02", "fixed h=0.05, beta=0.05"}
-    text = " ".join((BENCH / "README.md").read_text().split())
-    assert "only the fixed steps with h = 0.1 and 0.05 get there" in text
-    assert "10 of the 12 other settings get there on synthetic faces and 4 of 10 on real ones" in text
+    assert "only the fixed steps with h = 0.1 and 0.05 get there" in FLAT
+    assert "10 of the 12 other settings get there on synthetic faces and 4 of 10 on real ones" in FLAT
     assert (len(meeting(small)), len(small) - 1, len(meeting(faces)), len(faces) - 1) == (10, 12, 4, 10)
     assert meeting(faces) == {"ascending h0=0.01, beta=0.5", "ascending h0=0.05, beta=0.5", "fixed h=0.2, beta=0.2",
                               "fixed h=0.1, beta=0.1"}
 
 
 def test_the_four_run_table_agrees_with_the_two_run_table_and_the_text():
-    text = (BENCH / "README.md").read_text()
     head = "| setting | calls per image (4 runs) | total distance A / B / C / D | mean |"
-    lines = text[text.index(head):].splitlines()[2:]
-    runs = {}
-    for row in lines[:next(i for i, r in enumerate(lines) if not r.startswith("|"))]:
-        setting, calls, dist, mean = (c.strip() for c in row.strip("|").split("|"))
-        d = [float(v) for v in dist.split("/") if v.strip() != "–"]
-        assert float(mean) == round(sum(d) / len(d) + 1e-9, 2)
-        runs[setting.replace(" (the paper's)", "")] = d
-    (_, paper), = [t for t in quality_per_call.read_tables(text) if t[0] == "paper13"]
-    for setting, _, a, b in paper:  # runs A and B are the two-run table's
+    (_, four), = quality_per_call.read_tables(README, header=head)
+    means = [float(row.split("|")[-2]) for row in README[README.index(head):].splitlines()[2:2 + len(four)]]
+    for (_, _, d), mean in zip(four, means):
+        assert mean == round(sum(d) / len(d) + 1e-9, 2)
+    runs = {setting.replace(" (the paper's)", ""): list(d) for setting, _, d in four}
+    (_, paper), = [t for t in quality_per_call.read_tables(README) if t[0] == "paper13"]
+    for setting, _, (a, b) in paper:  # runs A and B are the two-run table's
         if setting in runs:
             assert runs[setting][:2] == [a, b]
     demo, asc = runs.pop("fixed h=0.01, beta=0.01 (authors' demo)"), runs["ascending h0=0.01, beta=0.1"]
-    flat = " ".join(text.split())
     for setting, span in (("fixed h=0.1, beta=0.1", "0.79–1.14"), ("fixed h=0.1, beta=0.02", "0.76–1.11")):
         assert max(runs[setting]) < min(demo) and f"{min(runs[setting]):.2f}–{max(runs[setting]):.2f}" == span
-        assert span in flat
+        assert span in FLAT
     assert f"{sum(asc) / 4 - sum(demo) / 2:.2f}" == "0.18" and f"{max(demo) - min(demo):.2f}" == "0.28"
     assert [f"{x - y:.2f}" for x, y in zip(asc, demo)] == ["0.37", "0.17"]
     assert f"{max(max(d) - min(d) for d in runs.values()):.2f}" == "0.56"
     for phrase in ("is 0.18 above the demo's two-run mean", "by 0.37 (A) and 0.17 (B)", "differ by up to 0.56"):
-        assert phrase in flat
+        assert phrase in FLAT

@@ -107,19 +107,18 @@ def test_chapter_executes(build, chapter):
     assert not unrun, f"{chapter}: code cells that did not run (index): {unrun}"
 
 
-# N `interact` cells (each opens an Output widget and draws into it), executed with nbclient and a 20 s cell timeout;
-# prints the longest wait, on the client's clock, from a cell's start to its reply
+# N `interact` cells (each opens an Output widget and draws into it), executed with nbclient (widget sync muted, as in
+# the build) and a 20 s cell timeout; prints the longest wait, on the client's clock, from a cell's start to its reply
 INTERACT = """
 import sys, time, nbformat
 from nbclient import NotebookClient
 sys.path.insert(0, sys.argv[1])
-if sys.argv[2] == "muted":
-    import bookfixes
-    bookfixes.mute_output_widget_sync()
+import bookfixes
+bookfixes.mute_output_widget_sync()
 setup = ("import ipywidgets as widgets, matplotlib.pyplot as plt\\n"
          "def f(x=1.0):\\n    fig, ax = plt.subplots(figsize=(2, 2)); ax.plot([0, x]); plt.show()")
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup)] + [
-    nbformat.v4.new_code_cell("widgets.interact(f, x=(0.0, 2.0));") for _ in range(int(sys.argv[3]))])
+    nbformat.v4.new_code_cell("widgets.interact(f, x=(0.0, 2.0));") for _ in range(int(sys.argv[2]))])
 start, waits = {}, []
 NotebookClient(nb, timeout=20, kernel_name="python3",
                on_cell_execute=lambda cell, cell_index: start.__setitem__(cell_index, time.perf_counter()),
@@ -136,7 +135,7 @@ def test_interact_cells_do_not_wait_for_the_cell_timeout():
     bookfixes.mute_output_widget_sync stops that. The two spinners make the machine busy, as CI machines are."""
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(2)]
     try:
-        r = subprocess.run([sys.executable, "-c", INTERACT, str(ROOT / "book" / "_ext"), "muted", "120"],
+        r = subprocess.run([sys.executable, "-c", INTERACT, str(ROOT / "book" / "_ext"), "120"],
                            capture_output=True, text=True, timeout=900, cwd=ROOT)
     finally:
         for p in spin:
