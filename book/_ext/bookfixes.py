@@ -7,7 +7,12 @@ We drop repeated, identical inline scripts when each page is rendered.
 
 nbclient, which executes the chapters, can leave a cell waiting for its whole timeout (300 s in the build): see
 `mute_output_widget_sync`. tests/test_colab.py and benchmarks/busy_machine.py, which run nbclient themselves,
-call it too."""
+call it too.
+
+`setup` also sets MSLCP_BOOK_BUILD=1, which the kernels the build starts inherit: `mslcp.book` then glues figures
+for the page and draws explorers as static frames (in Colab and Jupyter it shows them live).
+"""
+import os
 
 
 def _dedupe_inline_scripts(app, pagename, templatename, context, doctree):
@@ -36,6 +41,7 @@ def mute_output_widget_sync():
 
 
 def setup(app):
+    os.environ["MSLCP_BOOK_BUILD"] = "1"  # mslcp.book: this is the book build
     mute_output_widget_sync()
     app.connect("html-page-context", _dedupe_inline_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
