@@ -22,3 +22,65 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+ROOT = Path(__file__).parents[1]
+BUILD = ROOT / "_build"
+
+
+@pytest.fixture(scope="session")
+def build():
+    """Build the book into _build/html exactly as .ci/book does (CPU preset unless MSLCP_PRESET says otherwise),
+    once per test session: the book tests and the claim tests read the same executed chapters
+    (_build/jupyter_execute). Returns (returncode, log)."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import time
+
+    shutil.rmtree(BUILD / "html", ignore_errors=True)  # no stale pages from an earlier build
+    shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)  # nor stale executed chapters
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "--all", "-W", "-n", "--keep-going", "."]
+    # no MPLBACKEND: "Agg" there would override the kernels' inline backend and silently drop every figure
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["MSLCP_PRESET"] = os.environ.get("MSLCP_PRESET", "cpu")
+    start = time.perf_counter()
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - start
+    log = run.stdout + run.stderr
+    times = re.findall(r"(\S+): Executed notebook in ([\d.]+) seconds", log)
+    report = "\n".join(f"{name}: {float(s):.1f} s" for name, s in times) + f"\nwhole build: {seconds:.1f} s\n"
+    BUILD.mkdir(exist_ok=True)
+    (BUILD / "timings.txt").write_text(report)
+    print(report)
+    return run.returncode, log
+
+
+def read_glued(path):
+    """{name: text} of every value a chapter glued (mslcp.book.glue) in its executed copy `path`: the Markdown
+    of a glued sentence, else the plain-text form (a number's repr, a figure's '<Figure ...>')."""
+    import json
+
+    out = {}
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is None:
+                continue
+            d = o["data"]
+            text = d.get("application/papermill.record/text/markdown", d.get("application/papermill.record/text/plain"))
+            out[name] = "".join(text) if isinstance(text, list) else text
+    return out
+
+
+@pytest.fixture(scope="session")
+def glued(build):
+    """glued("book/06_synthesis") -> {name: text} of what that chapter glued in this session's book build."""
+    def read(chapter):
+        path = BUILD / "jupyter_execute" / f"{chapter}.ipynb"
+        if not path.exists():
+            pytest.fail(f"{chapter} was not executed by the book build (no {path}): see test_book")
+        return read_glued(path)
+    return read

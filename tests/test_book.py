@@ -62,27 +62,6 @@ def chapters():
     return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 
 
-@pytest.fixture(scope="module")
-def build():
-    """Build the book into _build/html exactly as .ci/book does (CPU preset unless MSLCP_PRESET says otherwise)."""
-    shutil.rmtree(HTML, ignore_errors=True)  # no stale pages from an earlier build
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "--all", "-W", "-n", "--keep-going", "."]
-    # no MPLBACKEND: "Agg" there would override the kernels' inline backend and silently drop every figure
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    env["MSLCP_PRESET"] = os.environ.get("MSLCP_PRESET", "cpu")
-    start = time.perf_counter()
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-    seconds = time.perf_counter() - start
-    log = run.stdout + run.stderr
-    times = re.findall(r"(\S+): Executed notebook in ([\d.]+) seconds", log)
-    report = "\n".join(f"{name}: {float(s):.1f} s" for name, s in times) + f"\nwhole build: {seconds:.1f} s\n"
-    BUILD.mkdir(exist_ok=True)
-    (BUILD / "timings.txt").write_text(report)
-    print(report)
-    return run.returncode, log
-
-
 def test_book_builds_with_warnings_as_errors(build):
     returncode, log = build
     problems = [line for line in log.splitlines()
