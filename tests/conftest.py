@@ -39,6 +39,8 @@ def build():
     import subprocess
     import time
 
+    if os.environ.get("MSLCP_REUSE_BUILD") == "1" and (BUILD / "jupyter_execute").is_dir():
+        return 0, "(MSLCP_REUSE_BUILD=1: the executed chapters already in _build/jupyter_execute are used)"
     shutil.rmtree(BUILD / "html", ignore_errors=True)  # no stale pages from an earlier build
     shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)  # nor stale executed chapters
     jb = Path(sys.executable).with_name("jupyter-book")
