@@ -46,6 +46,41 @@ document.head.appendChild(s);
 """
 
 
+# Printed output lines that the page wraps (the output CSS wraps long lines instead of scrolling): each output <pre> is
+# laid out again without wrapping, at the same width; a line wider than the box would wrap. Returns its longest line.
+WRAPPED = """
+return Array.from(document.querySelectorAll('div.cell_output pre')).flatMap(pre => {
+  const probe = pre.cloneNode(true);
+  Object.assign(probe.style, {whiteSpace: 'pre', overflowWrap: 'normal', width: pre.clientWidth + 'px',
+                              position: 'absolute', visibility: 'hidden'});
+  pre.parentNode.appendChild(probe);
+  const wraps = pre.clientWidth > 0 && probe.scrollWidth > probe.clientWidth + 1;
+  probe.remove();
+  if (!wraps) return [];
+  return [pre.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '')];
+});
+"""
+
+
+def explorers(browser):
+    """Move every static explorer (mslcp.book.explore) of the open page with the keyboard, one slider at a time:
+    [(slider label, frame changed, alt text changed)]."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    moved = []
+    for root in browser.find_elements(By.CSS_SELECTOR, ".mslcp-explorer"):
+        img = root.find_element(By.TAG_NAME, "img")
+        for slider in root.find_elements(By.CSS_SELECTOR, "input[type=range]"):
+            before = img.get_attribute("src"), img.get_attribute("alt")
+            at_end = slider.get_attribute("value") == slider.get_attribute("max")
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+            slider.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
+            after = img.get_attribute("src"), img.get_attribute("alt")
+            moved.append((slider.get_attribute("aria-label"), after[0] != before[0], after[1] != before[1]))
+    return moved
+
+
 def toc_files(node=None):
     """Every `file:` of _toc.yml (root first), in order."""
     node = yaml.safe_load((ROOT / "_toc.yml").read_text()) if node is None else node
@@ -191,6 +226,8 @@ def pages(build, server, browser):
             "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
                   and _ours(e["message"], server)]
+        wrapped = browser.execute_script(WRAPPED)
+        moved = explorers(browser)
         math = browser.execute_async_script(TYPESET) if HAVE_MATHJAX else None
         height = browser.execute_script("return document.documentElement.scrollHeight")
         top, k = 0, 0
@@ -201,13 +238,13 @@ def pages(build, server, browser):
             browser.save_screenshot(str(shots / f"{Path(chapter).name}{f'-{k + 1}' if k else ''}.png"))
             top, k = top + browser.execute_script("return window.innerHeight"), k + 1
         browser.set_window_size(1280, 1000)
-        seen[chapter] = images, errors, math
+        seen[chapter] = images, errors, math, wrapped, moved
     return seen
 
 
 def test_pages_render_in_headless_browser(pages, server):
     failures = []
-    for chapter, (images, errors, _) in pages.items():
+    for chapter, (images, errors, *_) in pages.items():
         local = [(src, w) for src, w in images if src.startswith(server)]
         figures = [src for src, w in local if w > 0 and "/_images/" in src]
         broken = [src for src, w in local if w == 0]
@@ -224,10 +261,27 @@ def test_math_typesets_without_errors(pages):
     if not HAVE_MATHJAX:
         pytest.skip(f"no local MathJax at {MATHJAX} (.ci/setup installs it with npm; or set MSLCP_MATHJAX)")
     failures = []
-    for chapter, (_, _, math) in pages.items():
+    for chapter, (_, _, math, *_) in pages.items():
         if "error" in math:
             failures.append(f"{chapter}: {math['error']}")
         elif math["errors"] or math["typeset"] == 0:
             failures.append(f"{chapter}: {math['typeset']} formulas, errors: " + "; ".join(math["errors"]))
-    print({chapter: math for chapter, (_, _, math) in pages.items()})
+    print({chapter: math for chapter, (_, _, math, *_) in pages.items()})
     assert not failures, "\n".join(failures)
+
+
+def test_printed_lines_do_not_wrap(pages):
+    """Results a reader compares are tables (mslcp.book.table); what is printed fits the page's output box."""
+    wrapped = {chapter: lines for chapter, (*_, lines, _) in pages.items() if lines}
+    assert not wrapped, f"printed lines that wrap on the page: {wrapped}"
+
+
+def test_static_explorers_move(pages):
+    """Every explorer works without a kernel: each slider changes the picture and its description."""
+    found = {chapter: moved for chapter, (*_, moved) in pages.items() if moved}
+    sources = {c: "".join("".join(cell["source"]) for cell in json.loads((ROOT / f"{c}.ipynb").read_text())["cells"])
+               for c in chapters()}
+    expected = {c for c, text in sources.items() if "book.explore(" in text}
+    assert expected and set(found) == expected, f"pages with explorers {sorted(found)}, chapters {sorted(expected)}"
+    stuck = {c: [m for m in moved if not (m[1] and m[2])] for c, moved in found.items()}
+    assert not any(stuck.values()), f"sliders that did not change the picture: {stuck}"

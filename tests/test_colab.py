@@ -1,11 +1,14 @@
-"""The Colab path, simulated offline: build the wheel, install it into a fresh virtual environment that cannot see
-the checkout, and run chapter 1 there from an empty folder, with no network. Also: the package carries the shipped
-checkpoints and the astronaut image (a pip install downloads nothing), an editable install finds them too, and every
-place that names the repository agrees with mslcp.REPOSITORY.
+"""The Colab path, simulated offline: build the wheel, install it into a fresh virtual environment that holds only
+the package's declared dependencies and what Colab provides (ipykernel, IPython, ipywidgets 7.7; .ci/setup builds it
+as .venv/colab), and execute every chapter of the book there from an empty folder, with no network and no view of the
+checkout, jupyter-book or myst-nb. Also: the package carries the shipped checkpoints and the astronaut image (a pip
+install downloads nothing), an editable install finds them too, every chapter asks Colab for a GPU, and every place
+that names the repository and the release agrees with mslcp.REPOSITORY_PIP.
 
-The fresh environment reuses this one's third-party packages through a .pth line (offline: nothing to download), but
-not its own mslcp: the .pth files of this environment (among them an editable install of mslcp) are not processed.
+A fresh environment reuses a base environment's packages through a .pth line (offline: nothing to download), but not
+its .pth files (among them an editable install of mslcp), so only the installed wheel provides mslcp.
 """
+import concurrent.futures
 import json
 import os
 import shutil
@@ -41,12 +44,18 @@ def clean_env(tmp):
     return env
 
 
-def fresh_venv(path):
-    """A venv without mslcp that sees this environment's third-party packages (not its .pth files)."""
+def fresh_venv(path, base=None):
+    """A venv without mslcp that sees the third-party packages of `base` (a venv; default: this environment),
+    not its .pth files."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
     target = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], path).strip())
-    (target / "_mslcp_test_base.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    if base is None:
+        paths = site.getsitepackages()
+    else:
+        paths = [run([str(base / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                     path).strip()]
+    (target / "_mslcp_test_base.pth").write_text("\n".join(paths) + "\n")
     return python
 
 
@@ -80,35 +89,110 @@ def test_wheel_carries_the_assets(wheel):
     assert "mslcp/assets/astronaut_face.png" in names
 
 
-def test_chapter1_runs_from_the_wheel_offline(wheel, tmp_path):
-    python = fresh_venv(tmp_path / "venv")
-    env = clean_env(tmp_path)
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], tmp_path, env)
-    work = tmp_path / "run"  # an empty folder: no checkout around
+COLAB = ROOT / ".venv" / "colab"  # .ci/setup: the declared dependencies + Colab's ipykernel, IPython, ipywidgets 7.7
+# One chapter, executed as Colab would from an empty folder: a first cell checks that mslcp is the installed wheel (so
+# the chapter's own first cell must not pip install it), then every cell, with a cell timeout well inside the
+# command's so a hang names its cell (bookfixes.mute_output_widget_sync: see book/_ext/bookfixes.py).
+EXECUTE = """
+import json, sys, nbformat, nbclient
+sys.path.insert(0, sys.argv[1])
+import bookfixes
+bookfixes.mute_output_widget_sync()
+nb = nbformat.read(sys.argv[2], 4)
+nb.cells.insert(0, nbformat.v4.new_code_cell("import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"))
+try:
+    nbclient.NotebookClient(nb, timeout=300, startup_timeout=120, kernel_name="python3").execute()
+finally:
+    nbformat.write(nb, sys.argv[3])
+"""
+
+
+@pytest.fixture(scope="module")
+def colab(wheel, tmp_path_factory):
+    """A fresh venv that sees only .venv/colab's packages, with the wheel installed offline and its declared
+    dependencies resolved against what is there (pip fails if the wheel wants what Colab lacks, or would replace
+    Colab's ipywidgets). Returns (python, env, tmp)."""
+    if not (COLAB / "bin" / "python").exists():
+        pytest.skip(f"no Colab-like environment at {COLAB}: .ci/setup builds it")
+    tmp = tmp_path_factory.mktemp("colab")
+    python = fresh_venv(tmp / "venv", base=COLAB)
+    env = clean_env(tmp)
+    run([str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)], tmp, env)
+    return python, env, tmp
+
+
+def test_the_wheel_keeps_colabs_ipywidgets(colab):
+    python, env, tmp = colab
+    out = run([str(python), "-c", "import ipywidgets, mslcp; print(ipywidgets.__version__, mslcp.__file__)"],
+              tmp, env).split()
+    assert out[0].startswith("7.7."), f"installing the wheel replaced Colab's ipywidgets 7.7 with {out[0]}"
+    assert out[1].startswith(str(tmp / "venv")), out
+    probe = ("import importlib.util as u; print([m for m in ('myst_nb', 'jupyter_book', 'sphinx') if u.find_spec(m)])")
+    assert run([str(python), "-c", probe], tmp, env).strip() == "[]", "the Colab-like venv sees the book's tools"
+
+
+def test_the_wheel_loads_its_assets_without_a_download(colab):
+    python, env, tmp = colab
+    work = tmp / "assets"
     work.mkdir()
-    # the installed package, not the checkout, and its assets: loaded without a download
-    probe = ("import mslcp, sys; from mslcp import data, pretrained; print(mslcp.__file__); "
-             "[pretrained.shipped(n) for n in pretrained.SHIPPED]; pretrained.celeba80_table(); "
-             "print(list(data.astronaut().shape))")
-    out = run([str(python), "-c", probe], work, env).splitlines()
-    assert out[0].startswith(str(tmp_path / "venv")) and out[1] == "[1, 1, 160, 160]", out
-    assert not (tmp_path / "cache").exists(), "something was downloaded"
-    # chapter 1, executed as Colab would (its first cell must not try to pip install an importable mslcp)
-    nb = json.loads((ROOT / "book" / "01_tweedie.ipynb").read_text())
-    nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                           "source": "import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"})
-    (work / "chapter.ipynb").write_text(json.dumps(nb))
-    # a cell takes seconds: a cell timeout well inside the command's makes a hang name its cell. Chapter 1's slider
-    # once made this command wait past 600 s for a reply the kernel had sent: bookfixes.mute_output_widget_sync.
-    execute = (f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r}); import bookfixes; "
-               "bookfixes.mute_output_widget_sync(); "
-               "import nbformat, nbclient; nb = nbformat.read('chapter.ipynb', 4); "
-               "nbclient.NotebookClient(nb, timeout=180, startup_timeout=120, kernel_name='python3').execute(); "
-               "nbformat.write(nb, 'executed.ipynb')")
-    run([str(python), "-c", execute], work, env, timeout=600)
-    executed = json.loads((work / "executed.ipynb").read_text())
-    text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    probe = ("from mslcp import data, pretrained; [pretrained.shipped(n) for n in pretrained.SHIPPED]; "
+             "pretrained.celeba80_table(); print(list(data.astronaut().shape))")
+    assert run([str(python), "-c", probe], work, env).strip() == "[1, 1, 160, 160]"
+    assert not (tmp / "cache").exists(), "something was downloaded"
+
+
+@pytest.fixture(scope="module")
+def colab_runs(colab):
+    """Every chapter of the toc executed in the Colab-like venv, two at a time (the machine's two cores), from empty
+    folders, offline: {chapter: (returncode, stderr, executed notebook or None)}."""
+    python, env, tmp = colab
+
+    def execute(path):
+        work = tmp / "run" / path.stem  # an empty folder: no checkout around
+        work.mkdir(parents=True)
+        out = work / "executed.ipynb"
+        try:
+            r = subprocess.run([str(python), "-c", EXECUTE, str(ROOT / "book" / "_ext"), str(path), str(out)],
+                               cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+            code, err = r.returncode, r.stderr[-3000:]
+        except subprocess.TimeoutExpired:
+            code, err = "timeout", "the chapter ran past 1200 s"
+        return path.stem, (code, err, json.loads(out.read_text()) if out.exists() else None)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(execute, CHAPTERS))
+
+
+def _outputs(nb):
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+@pytest.mark.parametrize("chapter", [p.stem for p in CHAPTERS])
+def test_chapter_runs_in_colab_from_the_wheel(colab_runs, chapter):
+    code, err, nb = colab_runs[chapter]
+    errors = [f"{o['ename']}: {o['evalue']}" for o in _outputs(nb or {"cells": []}) if o["output_type"] == "error"]
+    assert code == 0, f"{chapter} failed in the Colab-like venv ({code}): {errors or err}"
+    text = "".join("".join(o.get("text", "")) for o in _outputs(nb))
     assert "pip install" not in text and "Successfully installed" not in text
+    # what the book glues for its pages is shown where it is made here: every figure a chapter glues is a picture
+    source = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    pictures = sum("image/png" in o.get("data", {}) for o in _outputs(nb))
+    if "glue(" in source:
+        assert pictures > 0, f"{chapter}: it glues figures, but none is shown outside the book build"
+    # explorers are live ipywidgets 7.7 sliders here, each with a drawn figure in its Output widget
+    if "book.explore(" in source:
+        views = [o for o in _outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert views, f"{chapter}: an explorer showed no widget"
+        state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+        drawn = [m for m in state.get("state", {}).values() if m.get("model_name") == "OutputModel"
+                 and any("image/png" in o.get("data", {}) for o in m["state"].get("outputs", []))]
+        assert drawn, f"{chapter}: no explorer drew its figure with ipywidgets 7.7"
+
+
+def test_every_chapter_asks_colab_for_a_gpu():
+    for path in CHAPTERS:
+        meta = json.loads(path.read_text())["metadata"]
+        assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType"), path.name
 
 
 def test_editable_install_finds_the_assets(tmp_path):
@@ -137,6 +221,27 @@ def test_one_repository_url():
         source = "".join(first["source"])
         assert f'%pip install -q "{mslcp.REPOSITORY_PIP}"' in source, path.name
         assert source.startswith("try:\n    import mslcp\nexcept ImportError:"), path.name
+
+
+def test_the_install_line_pins_this_release(wheel):
+    assert mslcp.REPOSITORY_PIP.endswith(f"@v{mslcp.__version__}")
+    assert wheel.name.startswith(f"mslcp-{mslcp.__version__}-"), wheel.name  # pyproject reads mslcp.__version__
+
+
+def test_release_script_moves_every_install_line(tmp_path):
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("README.md", ".ci", "book", "mslcp"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, copy / name)
+    run([sys.executable, str(copy / ".ci" / "release.py"), "9.8.7"], copy)
+    line = f'pip install "{mslcp.REPOSITORY}"'.replace('"', '"git+', 1)
+    assert f'{line}@v9.8.7"' in (copy / "README.md").read_text()
+    assert '__version__ = "9.8.7"' in (copy / "mslcp" / "__init__.py").read_text()
+    for path in CHAPTERS:
+        first = next(c for c in json.loads((copy / "book" / path.name).read_text())["cells"] if c["cell_type"] == "code")
+        assert f'%pip install -q "git+{mslcp.REPOSITORY}@v9.8.7"' in "".join(first["source"]), path.name
+    out = subprocess.run([sys.executable, str(copy / ".ci" / "release.py"), "v1"], capture_output=True, text=True)
+    assert out.returncode != 0 and "error: version must look like 1.2.3" in out.stderr
 
 
 def test_binder_uses_the_cpu_build_of_torch():
