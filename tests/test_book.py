@@ -285,3 +285,20 @@ def test_static_explorers_move(pages):
     assert expected and set(found) == expected, f"pages with explorers {sorted(found)}, chapters {sorted(expected)}"
     stuck = {c: [m for m in moved if not (m[1] and m[2])] for c, moved in found.items()}
     assert not any(stuck.values()), f"sliders that did not change the picture: {stuck}"
+
+
+def test_exercises_are_numbered_with_linked_solutions(build):
+    """Every chapter's exercises are sphinx-exercise directives (numbered, cross-referenced; _config.yml's
+    hide_solutions makes a course edition), each rendered on its page, solutions as dropdowns."""
+    assert build[0] == 0, "the book did not build (see the test above)"
+    for chapter in chapters():
+        cells = json.loads((ROOT / f"{chapter}.ipynb").read_text())["cells"]
+        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        if "## Exercises" not in text:
+            continue
+        assert "{admonition} Solution" not in text, f"{chapter}: a solution outside sphinx-exercise"
+        exercises, solutions = text.count("::::{exercise}"), text.count("::::{solution}")
+        assert exercises > 0, f"{chapter}: an Exercises section without {{exercise}} directives"
+        page = (HTML / f"{chapter}.html").read_text()
+        assert page.count('class="exercise admonition"') == exercises, chapter
+        assert page.count('class="solution dropdown admonition"') == solutions, chapter

@@ -97,3 +97,43 @@ def test_table_is_markdown(shown):
     assert md.data == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 | y |"
     with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
         book.table(["a", "b"], [[1]])
+
+
+PAGE = """# T
+
+See {numref}`ch1-ex1`.
+
+::::{exercise} One
+:label: ch1-ex1
+
+Do it.
+::::
+
+::::{solution} ch1-ex1
+:class: dropdown
+
+THE-ANSWER
+::::
+"""
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_course_edition_switch(tmp_path, hide):
+    """_config.yml's hide_solutions: a course edition of the pages leaves every solution out (sphinx-exercise)."""
+    yaml = pytest.importorskip("yaml")
+    pytest.importorskip("sphinx_exercise", reason="the book extra (sphinx-exercise) is not installed")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "_config.yml").read_text())["sphinx"]
+    assert "sphinx_exercise" in config["extra_extensions"] and config["config"]["hide_solutions"] is False
+    (tmp_path / "conf.py").write_text('extensions = ["myst_parser", "sphinx_exercise"]\nnumfig = True\n'
+                                      f'myst_enable_extensions = ["colon_fence"]\nhide_solutions = {hide}\n')
+    (tmp_path / "index.md").write_text(PAGE)
+    r = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(tmp_path), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "Exercise 1" in page and 'class="exercise admonition"' in page
+    assert ("THE-ANSWER" in page) is not hide
