@@ -28,7 +28,7 @@ def check_images(x, name, *, kind="images", uint8=False):
     kind says what else is checked: "images" (clean images): finite, values in [-0.5, 1.5] (room for resampling
     and sampling overshoot; images on the 0..255 or the [-1, 1] scale are refused, with the fix); "examples"
     (training examples that need not be images: points, coefficients): finite, and not non-negative with a
-    maximum above 1.5 (the 0..255 scale, on which train's sigma_range in [0, 1] would be 1/255 of what was
+    maximum above 10 (the 0..255 scale, on which train's sigma_range in [0, 1] would be 1/255 of what was
     meant); "any": the type and dtype only (noisy images, coefficients of any scale). name: the argument, as the
     message names it. Returns None."""
     if not torch.is_tensor(x):
@@ -43,10 +43,10 @@ def check_images(x, name, *, kind="images", uint8=False):
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values ({int((~torch.isfinite(x)).sum())} of {x.numel()})")
     lo, hi = float(x.min()), float(x.max())
-    scaled = lo >= 0 and hi > 1.5  # 0..255 (or 0..65535) intensities stored as floats
+    scaled = lo >= 0 and hi > (1.5 if kind == "images" else 10)  # 0..255 (or 0..65535) intensities as floats
     if scaled or (kind == "images" and not -0.5 <= lo <= hi <= 1.5):
-        fix = ("divide by 255" if hi <= 255 else "divide by 65535" if hi <= 65535 else "rescale to [0, 1]") if \
-            scaled else "use (x + 1) / 2" if lo >= -1 and hi <= 1 else "rescale to [0, 1]"
+        fix = ("divide by 255" if 10 < hi <= 255 else "divide by 65535" if 255 < hi <= 65535 else "rescale to [0, 1]"
+               ) if scaled else "use (x + 1) / 2" if lo >= -1 and hi <= 1 else "rescale to [0, 1]"
         raise ValueError(f"{name} must be floats on the [0, 1] scale, got values in [{lo:.4g}, {hi:.4g}]: {fix}")
 
 

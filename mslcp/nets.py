@@ -68,16 +68,16 @@ def _global_var(x):
     return _Sum.apply((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
-def _int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r:.80}")
+def _int(name, value, low=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise ValueError(f"{name} must be an int{'' if low is None else f' >= {low}'}, got {value!r:.80}")
 
 
 def kernel_layout(depth, rf):
     """Kernel sizes (3 or 1) for `depth` layers with receptive field `rf`: (rf-1)/2 3x3 layers spread evenly over the
     depth, the first and the last always 3x3 (a single 3x3 layer, rf=3, is the first)."""
     _int("depth", depth, 2)
-    _int("rf", rf, 3)
+    _int("rf", rf)  # its range is said below
     if rf % 2 == 0 or not 3 <= rf <= 1 + 2 * depth:
         raise ValueError(f"rf={rf} is unreachable with depth={depth}: rf must be odd, 3 <= rf <= {1 + 2 * depth}")
     k = (rf - 1) // 2
@@ -209,7 +209,8 @@ class ConditionalBFCNN(BFCNN):
 def receptive_field(model, size=None, n=4, seed=0):
     """Measured receptive field (int): width of the square support of the input gradient of the centre output pixel of
     model.residual, on n random (size x size) inputs, eval mode, float64 (model is not modified)."""
-    size = size or getattr(model, "rf", 57) + 8
+    size = size if size is not None else getattr(model, "rf", 57) + 8
+    _int("size", size, 3)
     net = copy.deepcopy(model).double().eval()
     p = next(net.parameters())
     g = torch.Generator().manual_seed(seed)

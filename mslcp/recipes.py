@@ -129,7 +129,7 @@ def get(name, preset=None, **overrides):
     "net.width", "low.steps", "level0.sigma_range"), checked. The result also holds "name" and "preset"."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {sorted(RECIPES)}")
-    preset = preset or "cpu"
+    preset = "cpu" if preset is None else preset
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
     r = copy.deepcopy(RECIPES[name])

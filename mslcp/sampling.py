@@ -361,9 +361,9 @@ def _overall(info):
     return info
 
 
-def _levels(multiscale, fn):
-    """multiscale.levels, or TypeError if it is not a multi-scale model."""
-    if not all(hasattr(multiscale, k) for k in ("low", "conditionals", "levels")):
+def _levels(multiscale, fn, need=("conditionals", "levels")):
+    """multiscale.levels, or TypeError if it is not a multi-scale model (it lacks an attribute of `need`)."""
+    if not all(hasattr(multiscale, k) for k in need):
         raise TypeError(f"{fn}: multiscale must be a multi-scale model (multiscale.MultiScaleDenoiser: .low, "
                         f".conditionals, .levels), got {type(multiscale).__name__}; sample() draws from a flat "
                         "denoiser")
@@ -434,7 +434,7 @@ def synthesize(multiscale, n, *, size, sigma0=1.0, sigma_final=0.01, h0=0.01, be
     info["levels"][J] for the low-pass; an image that diverges at a level is not refined further (result NaN,
     info["status"] "diverged").
     """
-    J = _levels(multiscale, "synthesize")
+    J = _levels(multiscale, "synthesize", ("low", "conditionals", "levels"))
     _check("n", n, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
     _check("size", size, f"a positive int or (H, W) pair divisible by 2**levels = {2**J}",
            lambda v: all(isinstance(k, numbers.Integral) and k >= 1 and k % 2**J == 0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mslcp import data, metrics, pretrained, recipes, sampling
+from mslcp import data, metrics, nets, presets, pretrained, recipes, sampling
 from mslcp.multiscale import MultiScaleDenoiser
 from mslcp.nets import BFCNN, ConditionalBFCNN
 from mslcp.train import train
@@ -153,6 +153,10 @@ LIB_CASES = [
      ["cannot read image", "text.png"]),
     ("gray_image of a missing file", lambda: data.gray_image(TMP / "none.png"), RuntimeError,
      ["cannot read image", "none.png"]),
+    # ---- `x or default`: a zero or an empty value is refused, not read as "not given"
+    ("receptive_field size=0", lambda: nets.receptive_field(NET, size=0), ValueError, ["size", ">= 3", "0"]),
+    ("presets.get('')", lambda: presets.get(""), ValueError, ["unknown preset ''"]),
+    ("recipes.get preset=''", lambda: recipes.get("flat_rf5", preset=""), ValueError, ["unknown preset ''"]),
 ]
 
 
@@ -179,9 +183,12 @@ def test_the_rule_accepts_what_the_library_makes():
     data.check_images(X * 255, "x", kind="any")  # noisy images, coefficients: the dtype only
     pts = torch.randn(64, 2, 1, 1, generator=torch.Generator().manual_seed(0)) * 3  # chapter 1's points
     data.check_images(pts, "data", kind="examples")  # examples that are not images: signed values pass
-    for bad in (X * 255, X + 1):
-        with pytest.raises(ValueError, match=r"\[0, 1\] scale"):
-            data.check_images(bad, "x", kind="examples" if bad.max() > 100 else "images")
+    data.check_images(3 * X, "data", kind="examples")  # and non-negative ones up to 10 (coefficients)
+    for bad, kind, fix in ((X * 255, "examples", "divide by 255"), (X + 1, "images", "rescale to [0, 1]"),
+                           (3 * X, "images", "rescale to [0, 1]")):
+        with pytest.raises(ValueError, match=r"\[0, 1\] scale") as e:
+            data.check_images(bad, "x", kind=kind)
+        assert fix in str(e.value)
 
 
 def test_train_takes_uint8_and_points():
@@ -207,3 +214,4 @@ def test_sample_distance_leaves_failed_samples_out():
     assert any("2 of the 6 images" in str(m.message) for m in w)
     want = metrics.sample_distance(x[[0, 2, 3, 5]], ref)  # the same, computed on the finite images alone
     assert d == pytest.approx(want) and math.isfinite(d["total"])
+
