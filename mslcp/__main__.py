@@ -238,8 +238,9 @@ def sample(args):
     if args.super_resolve is not None:
         if not multi:
             raise UserError(f"--super-resolve needs a multi-scale model; {args.model} is flat")
-        if args.size is not None:
-            raise UserError("--size does not apply to --super-resolve: the images set the size")
+        if args.size is not None or args.n is not None:
+            raise UserError(f"--{'size' if args.size is not None else 'n'} does not apply to --super-resolve: the "
+                            "images set the size and the number")
         x = _read_images(args.super_resolve).to(device)
         if x.shape[-1] % 2**model.levels or x.shape[-2] % 2**model.levels:
             raise UserError(f"--super-resolve: images {x.shape[-2]}x{x.shape[-1]} are not divisible by "
@@ -255,6 +256,7 @@ def sample(args):
     elif args.sigma_final is not None:
         raise UserError("--sigma-final applies to flat models; a multi-scale model stops every level at 0.01")
     kw = dict(h0=args.h0, beta=args.beta, generator=args.seed)
+    n = 16 if args.n is None else args.n
     with tqdm(desc="denoiser calls", unit="call") as bar:
         for net in ([model.low, *model.conditionals] if multi else [model]):
             net.register_forward_hook(lambda *a: bar.update() and None)  # returns None: keeps the output
@@ -264,11 +266,13 @@ def sample(args):
                     low = wavelets.decompose(x, model.levels, model.wavelet, model.normalize)[0]
                     x, info = sampling.super_resolve(model, low, **kw)
                 elif multi:
-                    x, info = sampling.synthesize(model, args.n, size=size, **kw)
+                    x, info = sampling.synthesize(model, n, size=size, **kw)
                 else:
-                    x, info = sampling.sample(model, (args.n, 1, size, size), sigma_final=sigma_final, **kw)
-        except RuntimeError as e:  # every image diverged
-            raise RunFailed(f"{e}; nothing written") from None
+                    x, info = sampling.sample(model, (n, 1, size, size), sigma_final=sigma_final, **kw)
+        except RuntimeError as e:
+            if not str(e).startswith("sampling diverged"):
+                raise
+            raise RunFailed(f"{e}; nothing written") from None  # every image diverged
     status = info["status"]
     failed = [i for i, s in enumerate(status) if s == "diverged"]
     n = len(status)
@@ -426,7 +430,7 @@ def main(argv=None):
                        "multi-scale model, Algorithm 1 for a flat one; or super-resolve given images from their "
                        "low-pass. Writes DIR/NAME_samples.png (a grid) and .pt (the tensor (N,1,H,W) in [0,1]).")
     s.add_argument("model", help="a .safetensors file written by `train`, or a shipped name (e.g. multiscale_rf5)")
-    s.add_argument("--n", type=POSITIVE, default=16, help="number of images (default: 16)")
+    s.add_argument("--n", type=POSITIVE, help="number of images (default: 16)")
     s.add_argument("--size", type=POSITIVE, help="image side (default: the recipe's image size)")
     s.add_argument("--super-resolve", metavar="IMAGES", help="a .pt tensor (B,1,H,W) or an image file: keep its "
                    "low-pass x_J and draw the details")

@@ -31,6 +31,8 @@ def check_images(x, name, *, kind="images", uint8=False):
     maximum above 10 (the 0..255 scale, on which train's sigma_range in [0, 1] would be 1/255 of what was
     meant); "any": the type and dtype only (noisy images, coefficients of any scale). name: the argument, as the
     message names it. Returns None."""
+    if kind not in ("images", "examples", "any"):
+        raise ValueError(f"check_images: kind must be 'images', 'examples' or 'any', got {kind!r}")
     if not torch.is_tensor(x):
         fix = ": torch.from_numpy(x).float()" if isinstance(x, np.ndarray) else ""
         raise TypeError(f"{name} must be a torch tensor of images on the [0, 1] scale, got {type(x).__name__}{fix}")

@@ -140,7 +140,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
           amp=False, compile=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
-    data: (N, C, H, W), float in [0, 1] or uint8 (converted per batch). What the model learns is `scale`:
+    data: (N, C, H, W), float in [0, 1] or uint8 (0..255, divided by 255 per batch); other integer tensors and
+    images on the 0..255 scale are refused with the fix (`data.check_images`: images for the scales "low" and j,
+    examples, which may be points or coefficients, for None). What the model learns is `scale`:
     None: data are the examples themselves (C = model.in_channels); "low": data are images and the model
     denoises their low-pass x_J (J = levels); level j (int): data are images and the model is the
     conditional denoiser of x̄_j given x_{j+1} (`examples`; wavelet and normalize as `wavelets.decompose`).

@@ -126,6 +126,8 @@ CLI_CASES = [
      2, ["--super-resolve needs a multi-scale model", "flat_rf5 is flat"]),
     ("super-resolve with --size", ["sample", "multiscale_rf5", "--super-resolve", T("faces_30.pt"), "--size", "32"],
      2, ["--size does not apply"]),
+    ("super-resolve with --n", ["sample", "multiscale_rf5", "--super-resolve", T("faces_30.pt"), "--n", "4"],
+     2, ["--n does not apply"]),
     # ---- evaluate: columns and data
     ("evaluate same file twice", ["evaluate", "flat_rf5", "flat_rf5", "--out", OUT], 2, ["flat_rf5 given twice"]),
     ("evaluate a model called noisy", ["evaluate", T("noisy.safetensors"), "--out", OUT], 2,
