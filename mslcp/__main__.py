@@ -29,10 +29,11 @@ whose settings did not change are reused). --set keys: any field that
 
 
 EXIT_CODES = """exit status:
-  0  done: everything asked was done (every sampled image converged)
+  0  done: everything asked was done (no sampled image failed)
   1  the run failed: every sampled image failed, or training diverged (also: a bug, with its traceback)
   2  a mistake in the input (an argument, a file, missing data): one line `error: ...`, no traceback
-  3  done in part: some sampled images failed (NaN in the .pt, black in the grid); the summary names them"""
+  3  done in part: some sampled images failed (NaN in the .pt, black in the grid); the summary names them
+  130 interrupted (Ctrl-C); a training run resumes when started again"""
 
 
 class UserError(Exception):
@@ -402,7 +403,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def main(argv=None):
+def _parser():
+    """The command line's parser: train, sample, evaluate."""
     p = _Parser(prog="python -m mslcp", description="Train, sample from and evaluate the denoisers of the book "
                 "(Kadkhodaie et al. 2023). Each command has its own --help.", epilog=EXIT_CODES,
                 formatter_class=_Formatter)
@@ -460,8 +462,13 @@ def main(argv=None):
     e.add_argument("--out", default="evaluation", metavar="DIR", help="output folder (default: evaluation)")
     e.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     e.set_defaults(run=evaluate)
+    return p
+
+
+def main(argv=None):
+    """Run the command line with argv (default sys.argv[1:]); returns the exit status (EXIT_CODES)."""
     try:
-        args = p.parse_args(argv)
+        args = _parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
         return e.code
     with warnings.catch_warnings():

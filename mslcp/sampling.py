@@ -1,7 +1,8 @@
 """Sampling from the prior implicit in a denoiser.
 
 sample: Algorithm 1 (Kadkhodaie & Simoncelli 2021), batched, with conditional (cond=) and constrained (measure=, m=)
-variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model.
+variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model. stopping_level: where
+Algorithm 1 should stop for a flat net, which often does not reach sigma_final = 0.01 (chapters 3 and 6, the CLI).
 
 Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final, or when it fails (diverges,
 or reaches max_steps): it is flagged in info["status"] and the others go on, so one bad image never costs the batch
