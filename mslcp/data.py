@@ -2,6 +2,7 @@
 import math
 import numbers
 import os
+import sys
 import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,42 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import hub
+
+
+# ----------------------------------------------------------------------------- the library's rule for images
+
+def check_images(x, name, *, kind="images", uint8=False):
+    """The one rule for image tensors across the library and the command line; raise unless x follows it.
+
+    Images are on the [0, 1] scale: floating-point tensors. uint8 means 0..255 and is accepted only where
+    uint8=True (storage of many training images: `train.train`'s data, the loaders' dtype=torch.uint8), which
+    divides it by 255; any other integer or bool tensor is refused (ValueError) with the fix, `x.float() / 255`,
+    rather than rescaled silently. A numpy array or a list is refused (TypeError: `torch.from_numpy`).
+    kind says what else is checked: "images" (clean images): finite, values in [-0.5, 1.5] (room for resampling
+    and sampling overshoot; images on the 0..255 or the [-1, 1] scale are refused, with the fix); "examples"
+    (training examples that need not be images: points, coefficients): finite, and not non-negative with a
+    maximum above 10 (the 0..255 scale, on which train's sigma_range in [0, 1] would be 1/255 of what was
+    meant); "any": the type and dtype only (noisy images, coefficients of any scale). name: the argument, as the
+    message names it. Returns None."""
+    if kind not in ("images", "examples", "any"):
+        raise ValueError(f"check_images: kind must be 'images', 'examples' or 'any', got {kind!r}")
+    if not torch.is_tensor(x):
+        fix = ": torch.from_numpy(x).float()" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{name} must be a torch tensor of images on the [0, 1] scale, got {type(x).__name__}{fix}")
+    if not x.is_floating_point() and not (uint8 and x.dtype == torch.uint8):
+        allowed = "floating-point (or uint8, 0..255)" if uint8 else "floating-point"
+        raise ValueError(f"{name} must be {allowed}, on the [0, 1] scale; got {str(x.dtype).removeprefix('torch.')}"
+                         ": convert with x.float() / 255 if it holds 0..255 gray levels")
+    if kind == "any" or not x.is_floating_point() or not x.numel():
+        return
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values ({int((~torch.isfinite(x)).sum())} of {x.numel()})")
+    lo, hi = float(x.min()), float(x.max())
+    scaled = lo >= 0 and hi > (1.5 if kind == "images" else 10)  # 0..255 (or 0..65535) intensities as floats
+    if scaled or (kind == "images" and not -0.5 <= lo <= hi <= 1.5):
+        fix = ("divide by 255" if 10 < hi <= 255 else "divide by 65535" if 255 < hi <= 65535 else "rescale to [0, 1]"
+               ) if scaled else "use (x + 1) / 2" if lo >= -1 and hi <= 1 else "rescale to [0, 1]"
+        raise ValueError(f"{name} must be floats on the [0, 1] scale, got values in [{lo:.4g}, {hi:.4g}]: {fix}")
 
 
 # ----------------------------------------------------------------------------- synthetic faces
@@ -152,10 +189,10 @@ def synthetic_faces(n, size=64, seed=0):
     Vectorised over images; generated in chunks from per-chunk seeds, so the first k images do not
     depend on n. `size` must be divisible by 8.
     """
-    if size < 8 or size % 8:
-        raise ValueError(f"synthetic_faces: size must be a positive multiple of 8, got {size}")
-    if n < 0:
-        raise ValueError(f"synthetic_faces: n must be >= 0, got {n}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8 or size % 8:
+        raise ValueError(f"synthetic_faces: size must be an int, a positive multiple of 8, got {size!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"synthetic_faces: n must be an int >= 0, got {n!r}")
     chunk = max(8, 2**19 // size**2)
     out = torch.empty(n, 1, size, size)
     for i, start in enumerate(range(0, n, chunk)):
@@ -257,6 +294,8 @@ def celeba(root=None, split="train", size=None, download=False, n=None, dtype=to
     folder = root / "img_align_celeba" if (root / "img_align_celeba").is_dir() else root
     files = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
     if not files and download:
+        print(f"CelebA: no images in {folder}; downloading the official files (1.4 GB) into {root}",
+              file=sys.stderr, flush=True)
         try:
             _download(root)
         except (RuntimeError, OSError, zipfile.BadZipFile) as e:
@@ -323,6 +362,9 @@ def image_folder(path, size, n=None, dtype=torch.float32):
     RGB), centre-cropped to a square, resized to size. n: the first n files."""
     Image.init()
     path = Path(path)
+    if path.is_file():
+        raise RuntimeError(f"image folder {path} is a file, not a folder: pass the folder that holds the images "
+                           "(data.gray_image reads one file)")
     if not path.is_dir():
         raise RuntimeError(f"image folder {path} does not exist")
     files = sorted(f for f in path.rglob("*") if f.suffix.lower() in Image.registered_extensions() and f.is_file())
@@ -340,5 +382,8 @@ def astronaut():
 
 def gray_image(path):
     """One image file as (1,1,H,W) float32 gray (PIL's "L" conversion) in [0,1]."""
-    with Image.open(path) as im:
-        return torch.from_numpy(np.asarray(im.convert("L"), np.float32) / 255)[None, None]
+    try:
+        with Image.open(path) as im:
+            return torch.from_numpy(np.asarray(im.convert("L"), np.float32) / 255)[None, None]
+    except (OSError, SyntaxError, ValueError) as e:  # missing, not an image, truncated
+        raise RuntimeError(f"cannot read image {path}: {e}") from None

@@ -1,13 +1,28 @@
 """Image quality metrics."""
+import math
+import numbers
+import warnings
+
 import torch
+
+from .data import check_images
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio per image, in dB: x, ref (B, ...) -> (B,).
 
     10 log10(data_range² / mean squared error over all but the first dimension); identical
-    images give inf. Computed in at least float32 (uint8 inputs work with data_range=255).
+    images give inf. Computed in at least float32. Images follow data.check_images: floats on the [0, 1] scale;
+    integer images are refused with the fix (a uint8 image against a float one gave -43 dB), except two uint8
+    images compared with data_range=255.
     """
+    both8 = torch.is_tensor(x) and torch.is_tensor(ref) and x.dtype == ref.dtype == torch.uint8
+    if both8 and data_range != 255:
+        raise ValueError(f"psnr: x and ref are uint8 (0..255) but data_range={data_range}: pass data_range=255, or "
+                         "convert both with x.float() / 255")
+    if not both8:
+        check_images(x, "psnr: x", kind="any")
+        check_images(ref, "psnr: ref", kind="any")
     if x.shape != ref.shape:
         raise ValueError(f"psnr: shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
     if x.dim() < 2:
@@ -22,8 +37,18 @@ def denoising_psnr(models, x, sigmas, seed=0):
     x (B,C,H,W), noise levels sigmas -> {"noisy": input PSNR, name: output PSNR, ...}, each a list with one value
     per σ, the mean over the images. One noise draw z ~ N(0, I) (CPU generator `seed`) serves every model and
     σ, y = x + σ z, so the curves differ only through the models."""
+    if not isinstance(models, dict) or not all(callable(m) for m in models.values()):
+        raise TypeError(f"denoising_psnr: models must be a dict {{name: denoiser}}, got {type(models).__name__}")
     if "noisy" in models:
         raise ValueError('denoising_psnr: "noisy" names the input PSNR; give the model another name')
+    check_images(x, "denoising_psnr: x", kind="any")
+    if isinstance(sigmas, (numbers.Number, torch.Tensor)) and not getattr(sigmas, "ndim", 0):
+        raise ValueError(f"denoising_psnr: sigmas must be a list of noise levels, got the number {sigmas!r}: "
+                         "write [sigma]")
+    sigmas = list(sigmas)
+    if not sigmas or not all(isinstance(s, numbers.Real) and not isinstance(s, bool) and 0 <= s < math.inf
+                             for s in map(lambda v: v.item() if torch.is_tensor(v) else v, sigmas)):
+        raise ValueError(f"denoising_psnr: sigmas must be a non-empty list of finite numbers >= 0, got {sigmas!r:.80}")
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x)
     table = {"noisy": [], **{name: [] for name in models}}
     with torch.no_grad():
@@ -95,6 +120,18 @@ def sample_distance(x: torch.Tensor, data: torch.Tensor, levels: int = 3) -> dic
                          f"{tuple(data.shape)}")
     if len(data) < 2:
         raise ValueError("sample_distance: data needs at least 2 images (the scales are its standard deviations)")
+    check_images(x, "sample_distance: x", kind="any")
+    check_images(data, "sample_distance: data", kind="any")
+    if not torch.isfinite(data).all():
+        raise ValueError(f"sample_distance: data has {int((~torch.isfinite(data).flatten(1).all(1)).sum())} images "
+                         f"with NaN or inf of {len(data)}: the reference images must be clean")
+    if not (ok := torch.isfinite(x).flatten(1).all(1)).all():
+        if not ok.any():
+            raise ValueError(f"sample_distance: every one of the {len(x)} images of x has NaN or inf values (failed "
+                             "samples: see the sampler's info['status']): nothing to compare")
+        warnings.warn(f"sample_distance: {int((~ok).sum())} of the {len(x)} images of x have NaN or inf values "
+                      "(failed samples) and are left out: the distances describe the others only")
+        x = x[ok]
     mean_image = data.to(torch.float64).mean(0)
     sx, sd = image_statistics(x, mean_image, levels), image_statistics(data, mean_image, levels)
     out = {k: float(wasserstein1d(sx[k], sd[k]) / sd[k].std().clamp_min(1e-12)) for k in sd}

@@ -7,6 +7,8 @@ a block average, the paper's convention; one wavelet step relates consecutive le
 import torch
 import torch.nn as nn
 
+from .data import check_images
+from .nets import BFCNN, ConditionalBFCNN
 from .wavelets import decompose, reconstruct
 
 
@@ -21,6 +23,7 @@ class MultiScaleDenoiser(nn.Module):
 
     def __init__(self, low, conditionals, wavelet="haar", normalize="average"):
         super().__init__()
+        _check_nets(low, conditionals)
         self.low, self.conditionals = low, nn.ModuleList(conditionals)
         self.levels, self.wavelet, self.normalize = len(self.conditionals), wavelet, normalize
 
@@ -40,8 +43,27 @@ class MultiScaleDenoiser(nn.Module):
         return lows[0], dict(noisy_low=noisy_low, noisy_details=noisy_details, details=details, lows=lows)
 
 
+def _check_nets(low, conditionals):
+    """ValueError/TypeError naming the argument unless low is a flat denoiser and conditionals a list of conditional
+    ones (a net of mslcp.nets, or any nn.Module whose channels, if it says them, are 4C -> 3C)."""
+    if not isinstance(conditionals, (list, tuple, nn.ModuleList)):
+        raise TypeError(f"conditionals must be a list of conditional nets (one per level, finest first), got "
+                        f"{type(conditionals).__name__}: wrap a single net in a list")
+    if isinstance(low, ConditionalBFCNN):
+        raise ValueError("low must be a flat denoiser of the low-pass image (nets.BFCNN), got a ConditionalBFCNN")
+    for j, c in enumerate(conditionals):
+        if not isinstance(c, nn.Module):
+            raise TypeError(f"conditionals[{j}] must be an nn.Module (nets.ConditionalBFCNN), got {type(c).__name__}")
+        cin, cout = getattr(c, "in_channels", None), getattr(c, "out_channels", None)
+        flat = isinstance(c, BFCNN) and not isinstance(c, ConditionalBFCNN)
+        if flat or (cin is not None and cout is not None and (cout % 3 or cin != cout // 3 * 4)):
+            raise ValueError(f"conditionals[{j}] is a flat net ({cin} -> {cout} channels): a conditional net takes "
+                             "(low, noisy_details), 4C -> 3C channels (nets.ConditionalBFCNN)")
+
+
 def _coefficients(images, levels, wavelet, normalize, chunk=1024):
     """images (N,C,H,W) float in [0,1] or uint8 -> decompose() of each chunk, concatenated: (low, [details_j])."""
+    check_images(images, "images", kind="any", uint8=True)
     if images.ndim != 4:
         raise ValueError(f"expected images (N,C,H,W), got shape {tuple(images.shape)}")
     parts = [decompose(x.float() / 255 if x.dtype == torch.uint8 else x, levels, wavelet, normalize)

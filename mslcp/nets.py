@@ -4,11 +4,14 @@ Attribute names (`conv_layers`, `BN_layers`, `running_sd`, `gammas`) match the a
 dicts load with strict=True once the DataParallel prefix "module." is stripped (see `BFCNN.from_state_dict`).
 """
 import copy
+import numbers
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .data import check_images
 
 
 class BFBatchNorm2d(nn.Module):
@@ -65,16 +68,39 @@ def _global_var(x):
     return _Sum.apply((x - mean).square().sum((0, 2, 3), keepdim=True)) / n
 
 
+def _int(name, value, low=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise ValueError(f"{name} must be an int{'' if low is None else f' >= {low}'}, got {value!r:.80}")
+
+
 def kernel_layout(depth, rf):
     """Kernel sizes (3 or 1) for `depth` layers with receptive field `rf`: (rf-1)/2 3x3 layers spread evenly over the
     depth, the first and the last always 3x3 (a single 3x3 layer, rf=3, is the first)."""
-    if depth < 2:
-        raise ValueError(f"depth must be >= 2, got {depth}")
+    _int("depth", depth, 2)
+    _int("rf", rf)  # its range is said below
     if rf % 2 == 0 or not 3 <= rf <= 1 + 2 * depth:
         raise ValueError(f"rf={rf} is unreachable with depth={depth}: rf must be odd, 3 <= rf <= {1 + 2 * depth}")
     k = (rf - 1) // 2
     where = {0} if k == 1 else {(2 * i * (depth - 1) + k - 1) // (2 * (k - 1)) for i in range(k)}  # round(i(d-1)/(k-1))
     return [3 if i in where else 1 for i in range(depth)]
+
+
+def check_config(in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False,
+                 first_relu=False):
+    """Check BFCNN's constructor arguments (ValueError naming the argument) -> the kernel sizes (list of ints).
+    Builds nothing (no random draws), so a recipe can be checked before any work."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
+        _int(name, value, 1)
+    for name, value in (("bias", bias), ("first_relu", first_relu)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r:.80}")
+    if kernel_sizes is None:
+        return kernel_layout(depth, rf)
+    ks = list(kernel_sizes) if isinstance(kernel_sizes, (list, tuple)) else None
+    if ks is None or len(ks) < 2 or any(isinstance(k, bool) or not isinstance(k, numbers.Real) or int(k) != k
+                                         or k < 1 or k % 2 == 0 for k in ks):
+        raise ValueError(f"kernel_sizes must be a list of >= 2 odd positive ints, got {kernel_sizes!r:.80}")
+    return [int(k) for k in ks]
 
 
 class BFCNN(nn.Module):
@@ -89,10 +115,7 @@ class BFCNN(nn.Module):
     def __init__(self, in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False,
                  first_relu=False):
         super().__init__()
-        ks = list(kernel_sizes) if kernel_sizes is not None else kernel_layout(depth, rf)
-        if len(ks) < 2 or any(int(k) != k or k < 1 or k % 2 == 0 for k in ks):
-            raise ValueError(f"kernel_sizes must be >= 2 odd positive ints, got {ks}")
-        ks = [int(k) for k in ks]
+        ks = check_config(in_channels, out_channels, width, depth, rf, kernel_sizes, bias, first_relu)
         self.in_channels, self.out_channels, self.first_relu, self.rf = in_channels, out_channels, first_relu, 1 + sum(
             k - 1 for k in ks)
         self.config = dict(in_channels=in_channels, out_channels=out_channels, width=width, kernel_sizes=ks,
@@ -109,6 +132,8 @@ class BFCNN(nn.Module):
 
     def residual(self, y):
         """y (B,in,H,W) -> estimated noise (B,out,H,W)."""
+        if not torch.is_tensor(y) or not y.is_floating_point():
+            check_images(y, "the net's input", kind="any")  # refuses numpy arrays and integer images, with the fix
         if y.ndim != 4 or y.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B,{self.in_channels},H,W), got shape {tuple(y.shape)}")
         w = self.conv_layers[0].weight
@@ -152,6 +177,7 @@ class ConditionalBFCNN(BFCNN):
     (B,3C,h,w) = noisy_details - residual(cat([low, noisy_details], 1)). Other kwargs as BFCNN."""
 
     def __init__(self, channels=1, **kwargs):
+        _int("channels", channels, 1)
         super().__init__(4 * channels, 3 * channels, **kwargs)
         self.channels = channels
         self.config = dict(channels=channels, **{k: v for k, v in self.config.items() if "channels" not in k})
@@ -165,6 +191,8 @@ class ConditionalBFCNN(BFCNN):
     def forward(self, low, noisy_details):
         c = self.channels
         for name, x, k in (("low", low, c), ("noisy_details", noisy_details, 3 * c)):
+            if not torch.is_tensor(x):
+                check_images(x, name, kind="any")
             if x.ndim != 4 or x.shape[1] != k:
                 raise ValueError(f"{name}: expected shape (B,{k},h,w), got {tuple(x.shape)}")
             if not x.is_floating_point():
@@ -181,7 +209,8 @@ class ConditionalBFCNN(BFCNN):
 def receptive_field(model, size=None, n=4, seed=0):
     """Measured receptive field (int): width of the square support of the input gradient of the centre output pixel of
     model.residual, on n random (size x size) inputs, eval mode, float64 (model is not modified)."""
-    size = size or getattr(model, "rf", 57) + 8
+    size = size if size is not None else getattr(model, "rf", 57) + 8
+    _int("size", size, 3)
     net = copy.deepcopy(model).double().eval()
     p = next(net.parameters())
     g = torch.Generator().manual_seed(seed)

@@ -37,7 +37,8 @@ PRESETS = {
 
 def get(name=None, **overrides):
     """Preset `name` (else $MSLCP_PRESET, else "gpu" if CUDA is available else "cpu"), fields overridden."""
-    name = name or os.environ.get("MSLCP_PRESET") or ("gpu" if torch.cuda.is_available() else "cpu")
+    if name is None:  # an empty $MSLCP_PRESET counts as unset
+        name = os.environ.get("MSLCP_PRESET") or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose one of {sorted(PRESETS)} (argument or MSLCP_PRESET)")
     fields = [f.name for f in dataclasses.fields(Preset) if f.name not in ("name", "device")]

@@ -134,7 +134,16 @@ def save(model, path, recipe=None):
     from . import __version__
 
     meta = {"mslcp": json.dumps({**_arch(model), "version": __version__, "recipe": recipe})}
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name "
+                                f"(e.g. {path / 'model.safetensors'})")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} does not exist (create it first)")
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    except (SafetensorError, OSError) as e:  # e.g. a read-only folder: safetensors names its temporary file
+        raise OSError(f"cannot save to {path}: {e}") from None
 
 
 def load(path, device="cpu"):

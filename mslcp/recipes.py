@@ -129,7 +129,7 @@ def get(name, preset=None, **overrides):
     "net.width", "low.steps", "level0.sigma_range"), checked. The result also holds "name" and "preset"."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {sorted(RECIPES)}")
-    preset = preset or "cpu"
+    preset = "cpu" if preset is None else preset
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
     r = copy.deepcopy(RECIPES[name])
@@ -162,7 +162,17 @@ def _check(r):
             _train.check_int(f"{name}: {key}", sub.get(key, r.get(key)), low)
         if sub["patch_size"] is not None and (not isinstance(sub["patch_size"], int) or sub["patch_size"] < 1):
             raise ValueError(f"{name}: patch_size must be an int >= 1 or None, got {sub['patch_size']!r}")
-        lo, hi = sub["sigma_range"]
+        try:  # the net's settings, before any data are built (nothing is built: no random draws)
+            nets.check_config(**sub["net"])
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{name}: net.{e}") from None
+        try:
+            lo, hi = _train._pair("sigma_range", sub["sigma_range"])
+            _train.check_sigmas("test_sigmas", sub["test_sigmas"])
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+        if not isinstance(sub["lr"], (int, float)) or isinstance(sub["lr"], bool):
+            raise ValueError(f"{name}: lr must be a number > 0, got {sub['lr']!r}")
         if not 0 <= lo <= hi or not sub["lr"] > 0:
             raise ValueError(f"{name}: need 0 <= sigma_range low <= high and lr > 0, got {sub['sigma_range']}, "
                              f"lr={sub['lr']}")

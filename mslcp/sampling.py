@@ -1,7 +1,8 @@
 """Sampling from the prior implicit in a denoiser.
 
 sample: Algorithm 1 (Kadkhodaie & Simoncelli 2021), batched, with conditional (cond=) and constrained (measure=, m=)
-variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model.
+variants. synthesize / super_resolve: Algorithm 2, coarse to fine through a multi-scale model. stopping_level: where
+Algorithm 1 should stop for a flat net, which often does not reach sigma_final = 0.01 (chapters 3 and 6, the CLI).
 
 Batching: every image has its own sigma_t and stops on its own once sigma_t <= sigma_final, or when it fails (diverges,
 or reaches max_steps): it is flagged in info["status"] and the others go on, so one bad image never costs the batch
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import check_images
+
 Measure = namedtuple("Measure", "forward adjoint")  # forward = M^T: images -> measurements, adjoint = M
 
 
@@ -49,6 +52,7 @@ def inpainting(mask):
 
 def block_average(s):
     """Super-resolution by a factor s: block sums divided by s (orthonormal rows). (B,C,H,W) -> (B,C,H/s,W/s)."""
+    _check("s (block size)", s, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
     def forward(x):
         if x.shape[-1] % s or x.shape[-2] % s:
             raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the block size {s}")
@@ -58,7 +62,11 @@ def block_average(s):
 
 def random_projection(shape, k, seed=0):
     """k random orthonormal measurements of images of shape (C,H,W) (QR of a seeded Gaussian matrix). -> (B,k)."""
+    _check("shape", shape, "a sequence of positive ints (C, H, W)",
+           lambda s: len(s) >= 1 and all(isinstance(n, numbers.Integral) and n >= 1 for n in s))
     d = math.prod(shape)
+    _check("k", k, f"an int, the number of measurements (not a ratio: e.g. round({d} * ratio))",
+           lambda v: isinstance(v, numbers.Integral))
     if not 0 < k <= d:
         raise ValueError(f"need 0 < k <= {d} measurements for images of shape {tuple(shape)}, got k={k}")
     g = torch.Generator().manual_seed(seed)
@@ -88,8 +96,8 @@ def _check_params(sigma0, sigma_final, h0, beta, max_steps, where=""):
 
 
 def _check_tensor(name, v):
-    """v: a floating-point tensor without NaN or inf."""
-    _check(name, v, "a floating-point tensor", lambda v: torch.is_tensor(v) and v.is_floating_point())
+    """v: a floating-point tensor without NaN or inf (data.check_images: the library's rule for images)."""
+    check_images(v, name, kind="any")
     if not torch.isfinite(v).all():
         raise ValueError(f"{name} contains NaN or inf values")
 
@@ -354,6 +362,45 @@ def _overall(info):
     return info
 
 
+def _levels(multiscale, fn, need=("conditionals", "levels")):
+    """multiscale.levels, or TypeError if it is not a multi-scale model (it lacks an attribute of `need`)."""
+    if not all(hasattr(multiscale, k) for k in need):
+        raise TypeError(f"{fn}: multiscale must be a multi-scale model (multiscale.MultiScaleDenoiser: .low, "
+                        f".conditionals, .levels), got {type(multiscale).__name__}; sample() draws from a flat "
+                        "denoiser")
+    return multiscale.levels
+
+
+@torch.no_grad()
+def stopping_level(denoiser, images, factor=1.5, minimum=0.01):
+    """The stopping level sigma_L of Algorithm 1 for a flat denoiser: max(minimum, factor * floor), where floor is
+    the mean over clean images x (B,C,H,W) of ||denoiser(x) - x|| / sqrt(C H W): what the net removes from an image
+    that has no noise. A flat net with a small receptive field takes fine texture for noise, so its sigma_t levels
+    off near that floor and the run never reaches a sigma_final below it (the images then stop at max_steps or
+    diverge); stopping at 1.5 times the floor ends where the noise left is clearly above what the net mistakes
+    for it. images: the net's training images (the book uses 64). Returns a float. The denoiser runs in eval mode
+    (restored afterwards) on the device and dtype of its parameters."""
+    check_images(images, "images", kind="images")
+    _check("images", images, "a batch (B,C,H,W) of at least one image", lambda v: v.ndim == 4 and len(v) >= 1)
+    _check("factor", factor, "a finite number > 0", lambda v: 0 < float(v) < math.inf)
+    _check("minimum", minimum, "a finite number >= 0", lambda v: 0 <= float(v) < math.inf)
+    module = isinstance(denoiser, nn.Module)
+    device, dtype = _placement(denoiser, None, None, *((None, None) if module else (images.device, images.dtype)))
+    x = images.to(device, dtype)
+    training = getattr(denoiser, "training", False)
+    if training:
+        denoiser.eval()
+    try:
+        r = _denoise(denoiser, x, None) - x
+    finally:
+        if training:
+            denoiser.train()
+    floor = float((r.flatten(1).norm(dim=1) / math.sqrt(r[0].numel())).mean())
+    if not math.isfinite(floor):
+        raise ValueError("stopping_level: the denoiser returned NaN or inf on the clean images")
+    return max(float(minimum), float(factor) * floor)
+
+
 def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
                   fixed_step=False, generator=None, max_steps=10_000, strict=False):
     """Algorithm 2 from a given low-pass `low` (B,C,h,w) at `level` (0..levels, default multiscale.levels): for
@@ -364,7 +411,7 @@ def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, 
     for images not run}, "lows": {j: low-pass at level j}, "calls", "status" (list of B, see _overall)}. If level is
     0 there is nothing to do: low is returned and info["levels"] is empty.
     """
-    J = multiscale.levels
+    J = _levels(multiscale, "super_resolve")
     level = J if level is None else level
     _check("level", level, f"an int in 0..{J} (the model's levels)",
            lambda v: isinstance(v, numbers.Integral) and 0 <= v <= J)
@@ -388,7 +435,7 @@ def synthesize(multiscale, n, *, size, sigma0=1.0, sigma_final=0.01, h0=0.01, be
     info["levels"][J] for the low-pass; an image that diverges at a level is not refined further (result NaN,
     info["status"] "diverged").
     """
-    J = multiscale.levels
+    J = _levels(multiscale, "synthesize", ("low", "conditionals", "levels"))
     _check("n", n, "a positive int", lambda v: isinstance(v, numbers.Integral) and v >= 1)
     _check("size", size, f"a positive int or (H, W) pair divisible by 2**levels = {2**J}",
            lambda v: all(isinstance(k, numbers.Integral) and k >= 1 and k % 2**J == 0

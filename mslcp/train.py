@@ -2,6 +2,7 @@
 import copy
 import hashlib
 import math
+import numbers
 import os
 import time
 import warnings
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import multiscale
+from .data import check_images
 from .metrics import psnr
 
 
@@ -46,6 +48,29 @@ def examples(images, scale=None, levels=None, wavelet="haar", normalize="average
     if scale == "low":
         return multiscale.lowpass_data(images, levels, wavelet, normalize)
     return multiscale.training_data(images, scale, wavelet, normalize)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or inf (the run failed; nothing was saved for that window)."""
+
+
+def _pair(name, value):
+    """(low, high) from a pair of finite numbers, else ValueError naming `name`."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok:
+        raise ValueError(f"{name} must be a pair (low, high) of finite numbers, got {value!r:.80}")
+    return float(value[0]), float(value[1])
+
+
+def check_sigmas(name, value):
+    """A non-empty list of finite noise levels >= 0, else ValueError naming `name` (a bare number is refused)."""
+    ok = isinstance(value, (tuple, list)) and len(value) >= 1 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v < math.inf for v in value)
+    if not ok:
+        raise ValueError(f"{name} must be a non-empty list of noise levels >= 0, got {value!r:.80}"
+                         + (f": write [{value}]" if isinstance(value, numbers.Real) else ""))
+    return list(value)
 
 
 def check_int(name, value, low):
@@ -97,11 +122,12 @@ def _layout(model, scale, levels, data, test_data):
     for name, d in (("data", data), ("test_data", test_data)):
         if d is None:
             continue
+        # the library's rule for images (data.check_images): examples of a flat model need not be images (points,
+        # coefficients), but the 0..255 scale is refused, where sigma_range would be 1/255 of what was meant
+        check_images(d, name, kind="examples" if scale is None else "images", uint8=True)
         if d.dim() != 4 or d.shape[1] != channels or len(d) == 0:
             raise ValueError(f"{name} must be (N, {channels}, H, W) for a model with in_channels={cin} and "
                              f"scale={scale!r}, got shape {tuple(d.shape)}")
-        if d.is_floating_point() and not torch.isfinite(d).all():
-            raise ValueError(f"{name} contains NaN or inf values")
         if d.shape[2] % align or d.shape[3] % align:
             raise ValueError(f"{name}: images {d.shape[2]}x{d.shape[3]} are not divisible by 2^(levels) = {align} "
                              f"for scale={scale!r}")
@@ -114,7 +140,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
           amp=False, compile=False, seed=0, progress=True):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
-    data: (N, C, H, W), float in [0, 1] or uint8 (converted per batch). What the model learns is `scale`:
+    data: (N, C, H, W), float in [0, 1] or uint8 (0..255, divided by 255 per batch); other integer tensors and
+    images on the 0..255 scale are refused with the fix (`data.check_images`: images for the scales "low" and j,
+    examples, which may be points or coefficients, for None). What the model learns is `scale`:
     None: data are the examples themselves (C = model.in_channels); "low": data are images and the model
     denoises their low-pass x_J (J = levels); level j (int): data are images and the model is the
     conditional denoiser of x̄_j given x_{j+1} (`examples`; wavelet and normalize as `wavelets.decompose`).
@@ -161,7 +189,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     if ph % align:
         raise ValueError(f"patch_size {patch_size} must be a multiple of {align} for scale={scale!r} "
                          "(crops aligned to the wavelet blocks)")
-    lo, hi = sigma_range
+    lo, hi = _pair("sigma_range", sigma_range)
     if not 0 <= lo <= hi:
         raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
     if log_sigma and lo == 0:
@@ -187,7 +215,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         data = data.to(device)  # crops are then gathered on the device
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=cuda)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
-    history = {"step": [], "loss": [], "test_step": [], "test_psnr": [], "test_sigmas": list(test_sigmas)}
+    history = {"step": [], "loss": [], "test_step": [], "test_psnr": [],
+               "test_sigmas": check_sigmas("test_sigmas", test_sigmas)}
     start, window = 0, [torch.zeros((), device=device), 0]
     if checkpoint is not None and Path(checkpoint).exists():
         ck = _load(checkpoint)
@@ -294,7 +323,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
                 window[0] /= world
             mean = window[0].item() / window[1]
             if not math.isfinite(mean):
-                raise RuntimeError(f"training loss is {mean} around step {s} (learning rate {lr} too high? "
+                raise TrainingDiverged(f"training loss is {mean} around step {s} (learning rate {lr} too high? "
                                    "NaN in the model?); nothing was saved for this window")
         if log:
             history["step"].append(s)
@@ -303,6 +332,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
             if tests:
                 history["test_step"].append(s)
                 history["test_psnr"].append(evaluate())
+                if any(math.isnan(v) for v in history["test_psnr"][-1]):
+                    raise TrainingDiverged(f"the model's outputs on the test data are NaN at step {s} (learning "
+                                           f"rate {lr} too high?); nothing was saved for this window")
             bar.set_postfix(loss=mean, psnr="/".join(f"{v:.1f}" for v in history["test_psnr"][-1]) if tests else "")
         if ckpt:
             save(s)

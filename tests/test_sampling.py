@@ -313,3 +313,35 @@ def test_super_resolve_stops_a_diverged_image():
     ref, ref_info = super_resolve(ms, lows[[0, 2]], generator=[1, 3])
     torch.testing.assert_close(x[[0, 2]], ref, atol=1e-12, rtol=0)
     assert ref_info["status"] == ["converged"] * 2
+
+
+def test_stopping_level_against_an_independent_computation():
+    """stopping_level = max(minimum, factor * mean_i ||f(x_i) - x_i|| / sqrt(d)), the rule chapters 3 and 6 compute
+    inline for flat nets; here against a numpy loop over images and pixels, for an affine denoiser and the shipped
+    flat_rf5 on its training faces."""
+    from mslcp import data, pretrained
+    from mslcp.sampling import stopping_level
+
+    x = data.synthetic_faces(8, 16, seed=4)
+    xs = x.double().numpy()
+
+    def reference(out, factor=1.5, minimum=0.01):
+        norms = [math.sqrt(sum((o - v) ** 2 for o, v in zip(oi.ravel(), xi.ravel()))) / math.sqrt(xi.size)
+                 for oi, xi in zip(out, xs)]
+        return max(minimum, factor * sum(norms) / len(norms))
+
+    affine = lambda y: 0.9 * y + 0.03  # residual 0.03 - 0.1 y, known in closed form  # noqa: E731
+    want = reference(0.9 * xs + 0.03)
+    assert stopping_level(affine, x) == pytest.approx(want, rel=1e-5) and want > 0.01
+    assert stopping_level(affine, x, factor=3.0) == pytest.approx(reference(0.9 * xs + 0.03, 3.0), rel=1e-5)
+    assert stopping_level(lambda y: y, x) == 0.01  # no residual: the minimum
+    assert stopping_level(lambda y: y, x, minimum=0.002) == 0.002
+
+    net = pretrained.shipped("flat_rf5")
+    faces = data.synthetic_faces(64, 32, seed=0)  # the training faces chapters 3 and 6 measure it on
+    with torch.no_grad():
+        out = net(faces).double().numpy()
+    xs = faces.double().numpy()
+    assert stopping_level(net, faces) == pytest.approx(reference(out), rel=1e-5)
+    net.train()  # a net in train mode is measured in eval mode and given back in train mode
+    assert stopping_level(net, faces) == pytest.approx(reference(out), rel=1e-5) and net.training
