@@ -117,3 +117,21 @@ def test_the_four_run_table_agrees_with_the_two_run_table_and_the_text():
     assert f"{max(max(d) - min(d) for d in runs.values()):.2f}" == "0.56"
     for phrase in ("is 0.18 above the demo's two-run mean", "by 0.37 (A) and 0.17 (B)", "differ by up to 0.56"):
         assert phrase in FLAT
+
+
+def test_relative_stop_is_the_authors_signal_to_noise_test():
+    # one_scale_synthesis stops once 20 log10(std(y_t) / sigma_t) >= 20 log10(1 / sigma_L): sigma_t <= sigma_L std(y_t)
+    from mslcp import sampling
+
+    def shrink(y):  # the least-squares denoiser of x ~ N(0.5, 0.2^2) at noise sigma = 0.3 (a fixed shrinkage)
+        return 0.5 + (y - 0.5) * 0.04 / (0.04 + 0.09)
+
+    kw = dict(sigma_final=0.05, h0=0.1, beta=0.5, record_every=1, generator=[0, 1, 2])
+    _, rel = sampling.sample(shrink, (3, 1, 8, 8), relative_stop=True, **kw)
+    _, ab = sampling.sample(shrink, (3, 1, 8, 8), **kw)
+    for i in range(3):
+        steps, sig = int(rel["steps"][i]), rel["sigma"][i]
+        std = rel["trajectory"][1:steps + 1, i].flatten(1).std(1)  # y_t after step t = 1..steps
+        hit = (sig <= 0.05 * std).nonzero()[:, 0]
+        assert len(hit) and int(hit[0]) + 1 == steps  # it stops at the first step that passes the test
+        assert int(ab["steps"][i]) != steps  # the absolute test (sigma_t <= 0.05) stops elsewhere
