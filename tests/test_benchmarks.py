@@ -144,3 +144,45 @@ def test_no_row_calls_the_all_levels_fixed_step_the_demo():
         assert not [s for s, *_ in rows if "demo" in s and "all levels" in s]
     assert "authors' demo)" not in README and "for the *low-pass only*" in README
     assert quality_per_call.SLOW == "fixed h=0.01, beta=0.01, all levels"
+
+
+def test_lowpass_benchmark_measures():
+    import lowpass
+
+    x = torch.rand(5, 1, 40, 40)
+    r = lowpass.rescale(x)
+    assert torch.allclose(r.amin((1, 2, 3)), torch.zeros(5)) and torch.allclose(r.amax((1, 2, 3)), torch.full((5,), 0.8))
+    faces = data.synthetic_faces(64, 40, seed=0)
+    train, test = faces[:48], faces[48:]
+    t = lowpass.face_threshold(train, test)  # the held-out median: half of them count as a face layout
+    from mslcp import metrics
+    assert float((metrics.layout_score(test, train.mean(0)) >= t).float().mean()) == 0.5
+    net = pretrained.shipped("flat_rf5")  # fully convolutional: runs on 40x40
+    face, lay, d, d8, calls, xs = lowpass.measure(net, range(3), train, t, h0=0.2, beta=0.5, sigma_final=0.05)
+    again = lowpass.measure(net, range(3), train, t, h0=0.2, beta=0.5, sigma_final=0.05)
+    assert (face, d) == again[:3:2] and 0 <= face <= 1 and d > 0 and d8 > 0 and lay >= 0  # seeded
+    assert xs.shape == (3, 1, 40, 40) and 2 <= calls < 50
+    assert lowpass.DEMO[next(iter(lowpass.DEMO))] == dict(h0=0.01, beta=0.01, fixed_step=True, sigma_final=0.25,
+                                                            relative_stop=True, mean=0.0)  # the demo's low-pass
+
+
+def test_peer_shims_and_settings():
+    import peer
+
+    net = pretrained.shipped("flat_rf5")
+    y = torch.rand(2, 1, 16, 16)
+    shim = peer.Noise(net)
+    with torch.no_grad():
+        assert torch.allclose(shim(y), y - net(y)) and shim.calls == 1  # their model(y) is the noise estimate
+        cond = pretrained.shipped("multiscale_rf5").conditionals[0]
+        low, det = torch.rand(2, 1, 8, 8), torch.rand(2, 3, 8, 8) * 0.1
+        assert torch.allclose(peer.Noise(cond, cond=True)(torch.cat([low, det], 1)), det - cond(low, det))
+    theirs, ours = peer.demo_settings(3, 0.5, (0.01, 0.01, True, 0.25))
+    assert theirs["sig_L"] == {"low": 0.25, 0: 0.015, 1: 0.01, 2: 0.01} and theirs["fixed_h"]["low"] is True
+    assert ours["sigma_final"] == (0.015, 0.01, 0.01, 0.25) and ours["beta"] == (0.5, 0.5, 0.5, 0.01)
+    assert peer.low_setting("0.05,0.5,ascending,0.01") == (0.05, 0.5, False, 0.01)
+    with pytest.raises(argparse.ArgumentTypeError, match="--low"):
+        peer.low_setting("0.05,0.5")
+    r = subprocess.run([sys.executable, str(BENCH / "peer.py"), "--peer", "/nonexistent"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "code/algorithm_inv_prob.py" in r.stderr
