@@ -56,7 +56,8 @@ def face_threshold(train, test, q=0.5):
 
 def measure(net, seeds, train, threshold, **kw):
     """One low-pass sample per seed -> (fraction with a face layout, layout distance, distance, distance after
-    rescale, calls per image, samples). kw: settings of sampling.sample (defaults: sigma0 = 1, sigma_final = 0.01, mean 0.5)."""
+    rescale, calls per image, samples). kw: settings of sampling.sample (defaults: sigma0 = 1,
+    sigma_final = 0.01, mean 0.5)."""
     kw = {"sigma_final": 0.01, "max_steps": 200_000, **kw}
     x, info = sampling.sample(net, (len(seeds), 1, 40, 40), generator=list(seeds), **kw)
     x = x.cpu()
@@ -94,9 +95,10 @@ def main():
     groups = {"ascending": ASCENDING, "fixed": FIXED, "demo": DEMO}
     settings = {k: v for g in args.rows for k, v in groups[g].items()}
     floor = metrics.sample_distance(test[:args.n], train)["total"]
+    floor8 = metrics.sample_distance(rescale(test[:args.n]), train)["total"]
     print(f"lowpass.py on {device}, {args.n} samples per setting; face layout: layout score >= {threshold:.3f} "
           f"(median of {len(test)} held-out faces); {min(args.n, len(test))} held-out faces are "
-          f"{floor:.2f} from the 2048 training faces, {metrics.sample_distance(rescale(test[:args.n]), train)['total']:.2f} "
+          f"{floor:.2f} from the 2048 training faces, {floor8:.2f} "
           "after [0, 0.8]")
     print(HEADER + " seconds |")
     print("|---|---|---|---|---|---|---|")

@@ -107,7 +107,8 @@ def plot(tables, path):
     """One panel per (model, rows): the runs' distances against calls per image (log scale), a vertical line
     through them; ascending schedules, larger fixed steps and h = beta = 0.01 at every level ("all levels") in
     three styles (the demo's per-level row, if any, a fourth). The range of the all-levels row is shaded, and a
-    dotted line marks a tenth of its calls: points below the band and left of the line are the issue's target. Saved to path; returns the figure."""
+    dotted line marks a tenth of its calls: points below the band and left of the line are the issue's target.
+    Saved to path; returns the figure."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
     styles = {"ascending": dict(color="C0", marker="o"), "fixed": dict(color="C1", marker="s"),

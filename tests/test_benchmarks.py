@@ -116,7 +116,8 @@ def test_the_four_run_table_agrees_with_the_two_run_table_and_the_text():
     assert f"{sum(asc) / 4 - sum(demo) / 2:.2f}" == "0.18" and f"{max(demo) - min(demo):.2f}" == "0.28"
     assert [f"{x - y:.2f}" for x, y in zip(asc, demo)] == ["0.37", "0.17"]
     assert f"{max(max(d) - min(d) for d in runs.values()):.2f}" == "0.56"
-    for phrase in ("is 0.18 above the two-run mean of h = β = 0.01", "by 0.37 (A) and 0.17 (B)", "differ by up to 0.56"):
+    for phrase in ("is 0.18 above the two-run mean of h = β = 0.01", "by 0.37 (A) and 0.17 (B)",
+                   "differ by up to 0.56"):
         assert phrase in FLAT
 
 
@@ -151,7 +152,8 @@ def test_lowpass_benchmark_measures():
 
     x = torch.rand(5, 1, 40, 40)
     r = lowpass.rescale(x)
-    assert torch.allclose(r.amin((1, 2, 3)), torch.zeros(5)) and torch.allclose(r.amax((1, 2, 3)), torch.full((5,), 0.8))
+    assert torch.allclose(r.amin((1, 2, 3)), torch.zeros(5))
+    assert torch.allclose(r.amax((1, 2, 3)), torch.full((5,), 0.8))
     faces = data.synthetic_faces(64, 40, seed=0)
     train, test = faces[:48], faces[48:]
     t = lowpass.face_threshold(train, test)  # the held-out median: half of them count as a face layout
@@ -186,3 +188,30 @@ def test_peer_shims_and_settings():
     r = subprocess.run([sys.executable, str(BENCH / "peer.py"), "--peer", "/nonexistent"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "code/algorithm_inv_prob.py" in r.stderr
+
+
+def test_the_lowpass_table_and_its_reading():
+    head = "| setting | calls per image | face layout | layout | distance | distance after [0, 0.8] |"
+    lines = README[README.index(head):].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        name, *v = (c.strip() for c in line.strip("|").split("|"))
+        rows[name] = [float(x) for x in v]
+    asc = lambda h0, b: rows[f"ascending h0={h0}, beta={b}"]  # calls, face, layout, distance, rescaled
+    h0s = (0.1, 0.05, 0.01)
+    for h0 in h0s:  # beta = 0.1 draws a face layout more often, with the lower layout distance, ~2x the calls
+        assert asc(h0, 0.1)[1] > asc(h0, 0.5)[1] and asc(h0, 0.1)[2] < asc(h0, 0.5)[2], h0
+        assert 1.5 < asc(h0, 0.1)[0] / asc(h0, 0.5)[0] < 2.5, h0
+    span = lambda b, k: (min(asc(h, b)[k] for h in h0s), max(asc(h, b)[k] for h in h0s))
+    for b, k, text in ((0.1, 1, "0.44–0.50"), (0.5, 1, "0.12–0.31"), (0.1, 2, "0.27–0.33"),
+                       (0.5, 2, "0.39–0.75")):
+        assert "%.2f–%.2f" % span(b, k) == text and text in FLAT
+    gaps = [asc(h, 0.1)[1] - asc(h, 0.5)[1] for h in h0s]
+    assert f"by {min(gaps):.2f}–{max(gaps):.2f}" in FLAT
+    assert all(r[4] < r[3] for r in rows.values())  # "rescaling to [0, 0.8] lowers every row's distance"
+    best_asc = min((k for k in rows if k.startswith("ascending")), key=lambda k: rows[k][3])
+    assert best_asc == "ascending h0=0.01, beta=0.1" and f"β = 0.1: {rows[best_asc][3]:.2f})" in FLAT
+    assert all(r[3] < rows[best_asc][3] for k, r in rows.items() if k.startswith("fixed"))  # "and the fixed steps"
+    assert asc(0.1, 0.1)[:2] == [40, 0.50] and "40 calls per image and a face-layout fraction of 0.50" in FLAT

@@ -7,6 +7,7 @@ revised with it.
 import functools
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -598,6 +599,8 @@ def test_chapter6_darker_and_pairs_glued(glued):
     # the three multi-scale layout distances: "nearly equal" (within the noise floor)
     assert v["ms-layout-max"] - v["ms-layout-min"] < float(g["ch6-floor"])
     assert f"at least {v['flat-layout-min']:.2f}" in g["ch6-pair-text"]
+    ratios = [float(r) for r in re.search(r"have ([\d.]+), ([\d.]+) and ([\d.]+) times", g["ch6-pair-text"]).groups()]
+    assert 3 <= min(ratios) and max(ratios) <= 8.5  # key point: "3 to 8 times the parameters"
 
 
 def test_chapter6_paper_320_glued(glued):
