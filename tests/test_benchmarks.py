@@ -215,3 +215,22 @@ def test_the_lowpass_table_and_its_reading():
     assert best_asc == "ascending h0=0.01, beta=0.1" and f"β = 0.1: {rows[best_asc][3]:.2f})" in FLAT
     assert all(r[3] < rows[best_asc][3] for k, r in rows.items() if k.startswith("fixed"))  # "and the fixed steps"
     assert asc(0.1, 0.1)[:2] == [40, 0.50] and "40 calls per image and a face-layout fraction of 0.50" in FLAT
+
+
+def test_the_peer_table_and_its_reading():
+    head = "| work | sampler | calls per image | CPU seconds | images per CPU second | PSNR vs astronaut (dB) |"
+    rows = {}
+    for line in README[README.index(head):].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        work, who, calls, sec, rate, p = (c.strip() for c in line.strip("|").split("|"))
+        rows[work, who] = int(calls), float(sec), float(rate), None if p == "–" else float(p)
+    works = sorted({w for w, _ in rows})
+    assert {"sr160", "sr320", "syn160"} <= set(works)
+    for w in works:
+        (c0, s0, r0, p0), (c1, s1, r1, p1) = rows[w, "theirs"], rows[w, "ours"]
+        assert abs(c1 / c0 - 1) < 0.03  # "calls per image within 3 % of theirs"
+        assert p0 is None or abs(p1 - p0) < 0.15  # "PSNR within 0.15 dB"
+        assert abs(r0 - 2 / s0) < 1e-3 and abs(r1 - 2 / s1) < 1e-3  # two images per run
+        ratio = f"{s0 / s1:.2f}"  # images per CPU second, ours / theirs
+        assert ratio in FLAT and s1 <= s0 * 1.01, w  # "in the same or less CPU time"
