@@ -226,11 +226,13 @@ def test_the_peer_table_and_its_reading():
         work, who, calls, sec, rate, p = (c.strip() for c in line.strip("|").split("|"))
         rows[work, who] = int(calls), float(sec), float(rate), None if p == "–" else float(p)
     works = sorted({w for w, _ in rows})
-    assert {"sr160", "sr320", "syn160"} <= set(works)
+    assert set(works) == {"sr160", "sr320", "syn160", "syn320"}
     for w in works:
         (c0, s0, r0, p0), (c1, s1, r1, p1) = rows[w, "theirs"], rows[w, "ours"]
-        assert abs(c1 / c0 - 1) < 0.03  # "calls per image within 3 % of theirs"
+        assert abs(c1 / c0 - 1) < 0.05  # "calls per image within 5 % of theirs"
         assert p0 is None or abs(p1 - p0) < 0.15  # "PSNR within 0.15 dB"
         assert abs(r0 - 2 / s0) < 1e-3 and abs(r1 - 2 / s1) < 1e-3  # two images per run
         ratio = f"{s0 / s1:.2f}"  # images per CPU second, ours / theirs
-        assert ratio in FLAT and s1 <= s0 * 1.01, w  # "in the same or less CPU time"
+        assert ratio in FLAT and (s1 > s0) == (w == "syn320"), w  # "at 320, where ours was slower"
+    (c0, *_), (c1, *_) = rows["syn320", "theirs"], rows["syn320", "ours"]
+    assert f"{100 * (c1 / c0 - 1):.0f} % of that is its extra calls" in FLAT
