@@ -159,13 +159,15 @@ def _denoise(denoiser, y, cond):
 @torch.no_grad()
 def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, mean=None, fixed_step=False,
            generator=None, cond=None, measure=None, m=None, max_steps=10_000, record_every=None, device=None,
-           dtype=None, strict=False):
+           dtype=None, strict=False, relative_stop=False):
     """Algorithm 1: draw shape[0] samples of shape[1:] (e.g. (B,C,H,W)) from the prior implicit in `denoiser`.
 
     y_0 ~ N(mean, sigma0^2 I), mean default 0.5 (0 when cond is given: detail bands). Each step t = 1, 2, ...:
     h_t = h0 t / (1 + h0 (t-1)) (h0 if fixed_step), d_t = x_hat(y_{t-1}) - y_{t-1}, sigma_t = |d_t| / sqrt(N),
     y_t = y_{t-1} + h_t d_t + gamma_t z with gamma_t^2 = ((1 - beta h_t)^2 - (1 - h_t)^2) sigma_t^2, until
-    sigma_t <= sigma_final; returns x_hat(y_T) = y_T + d(y_T).
+    sigma_t <= sigma_final; returns x_hat(y_T) = y_T + d(y_T). relative_stop=True stops as the authors' code does
+    (algorithm_inv_prob.one_scale_synthesis), on a signal-to-noise ratio: once sigma_t <= sigma_final * std(y_t),
+    the standard deviation of the image's own values after the step.
     cond (B,...): conditional denoiser, called denoiser(cond, y). measure=(M^T, M) with orthonormal rows and
     measurements m = M^T x (B,...): d_t = (I - M M^T) f(y) + M (m - M^T y); y_0's measured part starts at m and
     the result y_T + d_T satisfies M^T x = m exactly.
@@ -254,7 +256,8 @@ def sample(denoiser, shape, *, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, 
             gamma = sigma * math.sqrt((1 - beta * h) ** 2 - (1 - h) ** 2)
             z = _randn(gen, active.tolist() if isinstance(gen, list) else active, rest, y)
             y[active] = ya + h * d + gamma.view(-1, *[1] * len(rest)) * z
-            converged[active] = sigma <= sigma_final
+            scale = y[active].flatten(1).std(1) if relative_stop else 1.0  # (A,) or 1
+            converged[active] = sigma <= sigma_final * scale
             stop[active] = converged[active] | (t >= max_steps)
             if record_every and t % record_every == 0:
                 traj.append(y.clone())
@@ -402,10 +405,11 @@ def stopping_level(denoiser, images, factor=1.5, minimum=0.01):
 
 
 def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1,
-                  fixed_step=False, generator=None, max_steps=10_000, strict=False):
+                  fixed_step=False, generator=None, max_steps=10_000, strict=False, relative_stop=False):
     """Algorithm 2 from a given low-pass `low` (B,C,h,w) at `level` (0..levels, default multiscale.levels): for
     j = level-1..0 sample the details (B,3C,h,w) from multiscale.conditionals[j] given low, then low <- the level-j
-    low-pass. sigma0, sigma_final, h0, beta: scalars or per-level sequences (see synthesize); strict as in sample.
+    low-pass. sigma0, sigma_final, h0, beta: scalars or per-level sequences (see synthesize); strict and
+    relative_stop as in sample.
     An image that diverges at a level is not refined further (its result is NaN); one that reaches max_steps is.
     Returns images (B,C,h 2^level,w 2^level) and info {"levels": {j: sample info for all B images, status "skipped"
     for images not run}, "lows": {j: low-pass at level j}, "calls", "status" (list of B, see _overall)}. If level is
@@ -419,19 +423,19 @@ def super_resolve(multiscale, low, *, level=None, sigma0=1.0, sigma_final=0.01, 
     _check("low", low, "a tensor (B,C,h,w)", lambda v: v.ndim == 4 and len(v) >= 1)
     settings = _level_params(dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta), J, max_steps)
     gen = _generators(generator, len(low), low.device)
-    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict)
+    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict, relative_stop=relative_stop)
     x, info = _refine(multiscale, low, level, gen, torch.ones(len(low), dtype=torch.bool), settings, run)
     info["status"] = _overall(info)["status"] if info["levels"] else ["converged"] * len(low)
     return x, info
 
 
 def synthesize(multiscale, n, *, size, sigma0=1.0, sigma_final=0.01, h0=0.01, beta=0.1, fixed_step=False,
-               generator=None, max_steps=10_000, strict=False):
+               generator=None, max_steps=10_000, strict=False, relative_stop=False):
     """Algorithm 2: n images (n,C,H,W), C = multiscale.low.in_channels (1 if it has none), size = H or (H,W)
     divisible by 2^levels. The low-pass (n,C,H/2^J,W/2^J) is drawn with Algorithm 1 from multiscale.low (initial
     mean 0.5), then super_resolve.
     sigma0, sigma_final, h0, beta: scalars, or sequences of levels+1 values indexed by level (0 finest conditional,
-    J = levels is the low-pass); strict as in sample. Returns images and info as super_resolve, with
+    J = levels is the low-pass); strict and relative_stop as in sample. Returns images and info as super_resolve, with
     info["levels"][J] for the low-pass; an image that diverges at a level is not refined further (result NaN,
     info["status"] "diverged").
     """
@@ -445,7 +449,7 @@ def synthesize(multiscale, n, *, size, sigma0=1.0, sigma_final=0.01, h0=0.01, be
     settings = _level_params(dict(sigma0=sigma0, sigma_final=sigma_final, h0=h0, beta=beta), J, max_steps)
     ref = next(itertools.chain(multiscale.low.parameters(), multiscale.low.buffers()), None)
     gen = _generators(generator, n, ref.device if ref is not None else "cpu")
-    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict)
+    run = dict(fixed_step=fixed_step, max_steps=max_steps, strict=strict, relative_stop=relative_stop)
     channels = getattr(multiscale.low, "in_channels", 1)
     low, info_low = sample(multiscale.low, (n, channels, H >> J, W >> J), mean=0.5, generator=gen, **settings(J),
                            **run)
