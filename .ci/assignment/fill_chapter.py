@@ -24,8 +24,8 @@ def main():
     for c in nb["cells"]:
         s = "".join(c["source"])
         s = re.sub(r"TOL = [\d.]+  # dB", f"TOL = {tol}  # dB", s)
-        s = re.sub(r"over the solution run with \w+ values of `SEED`",
-                   f"over the solution run with {len(cal)} values of `SEED`", s)
+        s = re.sub(r"over the solution run with \w+ values of(\s+)`SEED`",
+                   lambda m: f"over the solution run with {len(cal)} values of{m.group(1)}`SEED`", s)
         s = re.sub(r"ran this solution with \w+ values of `SEED`",
                    f"ran this solution with {len(cal)} values of `SEED`", s)
         if c["id"] == "fig1-solution":
@@ -42,7 +42,7 @@ def main():
 def wrap(text, width=110):
     import textwrap
 
-    return "\n  ".join(textwrap.wrap(text, width))
+    return "\n  ".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False))
 
 
 if __name__ == "__main__":
