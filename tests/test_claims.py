@@ -837,6 +837,66 @@ def test_chapter7_exercise4_spread_settings():
 
 # --- chapter 8 ---
 
+CH8 = Path(__file__).parents[1] / "book" / "08_assignment.ipynb"
+CH8_KIT = Path(__file__).parents[1] / ".ci" / "assignment"
+
+
+def _ch8_text():
+    import json
+
+    return "\n".join("".join(c["source"]) for c in json.loads(CH8.read_text())["cells"])
+
+
+def _ch8_calibration():
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("verdicts", CH8_KIT / "verdicts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads((CH8_KIT / "calibration.json").read_text())
+
+
+def test_chapter8_time(glued):
+    """The intro's "took A–B seconds from start to end in two runs, of which its kernel used C–D seconds of CPU
+    time" (the table repeats the CPU range): the CPU time within the 15-minute bound the page gives for a
+    student's run and below the wall time; and the CPU time of this build's run within the bound too (its
+    last cell glues its seconds and its CPU seconds). Wall time depends on the machine's load."""
+    import re
+
+    text = " ".join(_ch8_text().split())
+    m = re.search(r"took (\d+)–(\d+) seconds from start to end in two runs, of which its kernel used "
+                  r"(\d+)–(\d+) seconds of CPU time", text)
+    assert m, "the intro states the measured time as a range"
+    wall, cpu = (int(m.group(1)), int(m.group(2))), (int(m.group(3)), int(m.group(4)))
+    assert 0 < wall[0] <= wall[1] and 0 < cpu[0] <= cpu[1] <= 15 * 60 and cpu[0] <= wall[0]
+    assert f"| {cpu[0]}–{cpu[1]} s of CPU time (measured; see below) |" in text
+    g = glued("book/08_assignment")
+    assert 0 < float(g["ch8-cpu-seconds"]) <= min(float(g["ch8-seconds"]), 15 * 60)
+
+
+def test_chapter8_calibration():
+    """Task 3's TOL and seed count, the solution's verdicts and each mistake's, against the committed seed
+    calibration (.ci/assignment/calibration.json, made by calibrate.py and verdicts.py): TOL is twice the
+    largest seed-to-seed standard deviation of a gain difference; the solution passed every check for every
+    seed; every common mistake failed the check that must catch it; the table of the solution's gains, the
+    finding and the key point in the chapter are the calibration's (.ci/assignment/fill_chapter.py)."""
+    verdicts, cal = _ch8_calibration()
+    text = _ch8_text()
+    tol, _ = verdicts.tol_of(cal)
+    assert f"TOL = {tol}  # dB" in text
+    flat = " ".join(text.split())
+    assert f"over the solution run with {len(cal)} values of `SEED`" in flat
+    assert f"ran this solution with {len(cal)} values of `SEED`" in flat
+    for seed, r in cal.items():
+        assert set(r["verdicts"]["solution"].values()) == {"pass"}, (seed, r["verdicts"]["solution"])
+        for name, v in r["verdicts"].items():
+            if name != "solution":
+                assert all(x.startswith("FAIL") for x in v.values()), (seed, name, v)
+    assert verdicts.gain_table(cal) in text
+    assert verdicts.finding(cal) in flat and verdicts.key_point(cal) in flat
+    assert (CH8_KIT / "CALIBRATION.md").read_text().endswith(verdicts.markdown(cal))
+
 def test_chapter8_gpu_preset_workload():
     """"the GPU preset trains 15 nets for 3,000 steps each (Task 4 included), about 120 TFLOP of convolutions, 15 s at
     a T4's peak float32 rate (8.1 TFLOP/s)": the chapter's GPU settings, each conv layer's multiply-adds counted on
