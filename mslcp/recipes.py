@@ -36,8 +36,8 @@ _MULTISCALE = dict(_FLAT, levels=2, steps=3000, batch_size=64, sigma_range=(0.0,
                    level=[dict(seed=1), dict(seed=2)])
 _SMALL = dict(width=32, depth=8)
 # The real-face family: CelebA 80x80 gray (data.celeba_halfres; train split, 128 test faces to monitor), trained on a
-# CPU core. Equal capacity as in the paper: every net has depth 10 and width 32, flat and conditional nets train 4000
-# steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1).
+# CPU core. Equal depth and width (not equal parameters): every net has depth 10 and width 32, flat and conditional
+# nets train 4000 steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1).
 # Multi-scale: J = 2, a 20x20 low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in
 # [0.001, 1] as each net sees it ("average" normalization), since uniform sigma starves the multi-scale nets of
 # small-sigma examples. The shared low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000
@@ -64,7 +64,7 @@ RECIPES = {
     "flat_rf33": dict(_FLAT, net=dict(width=24, depth=16, rf=33), steps=5000),
     # chapter 4 and later: the multi-scale model of 32x32 faces
     "multiscale_rf5": dict(_MULTISCALE, net=dict(_SMALL, rf=5)),
-    # chapter 5: equal-capacity families (depth 8, width 32, the budgets of flat_rf5 / multiscale_rf5); the receptive
+    # chapter 5: families of equal depth and width (8, 32; the budgets of flat_rf5 / multiscale_rf5); the receptive
     # field is set by the kernel layout alone (nets.kernel_layout); multi-scale ones reuse multiscale_rf5's low-pass
     **{f"flat_rf{rf}": dict(_FLAT, net=dict(_SMALL, rf=rf)) for rf in (9, 13, 17)},
     **{f"multiscale_rf{rf}": dict(_MULTISCALE, net=dict(_SMALL, rf=rf), low_from="multiscale_rf5") for rf in (9, 13)},
