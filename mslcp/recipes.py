@@ -37,7 +37,8 @@ _MULTISCALE = dict(_FLAT, levels=2, steps=3000, batch_size=64, sigma_range=(0.0,
 _SMALL = dict(width=32, depth=8)
 # The real-face family: CelebA 80x80 gray (data.celeba_halfres; train split, 128 test faces to monitor), trained on a
 # CPU core. Equal depth and width (not equal parameters): every net has depth 10 and width 32, flat and conditional
-# nets train 4000 steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1).
+# nets train 4000 steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops,
+# sigma ~ U(0, 1).
 # Multi-scale: J = 2, a 20x20 low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in
 # [0.001, 1] as each net sees it ("average" normalization), since uniform sigma starves the multi-scale nets of
 # small-sigma examples. The shared low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000
