@@ -81,3 +81,18 @@ def training_data(images, level, wavelet="haar", normalize="average"):
 def lowpass_data(images, levels, wavelet="haar", normalize="average"):
     """Training examples for the low-pass denoiser: images (N,C,H,W) -> clean x_J (N,C,H/2^J,W/2^J), J = levels."""
     return _coefficients(images, levels, wavelet, normalize)[0]
+
+
+class LowpassOnly(nn.Module):
+    """The authors' "low-pass only" baseline of a multi-scale denoiser (their `multi_scale_identity_denoising`):
+    call(noisy (B,C,H,W)) -> (B,C,H,W): x_J of the noisy image denoised by `model.low`, every detail set to zero,
+    reconstructed (with Haar and "average" normalization: each 2^J x 2^J block takes its denoised average)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, noisy):
+        m = self.model
+        noisy_low, noisy_details = decompose(noisy, m.levels, m.wavelet, m.normalize)
+        return reconstruct(m.low(noisy_low), [torch.zeros_like(d) for d in noisy_details], m.wavelet, m.normalize)

@@ -192,6 +192,9 @@ SHIPPED = {
     "celeba80_multiscale_rf5": "d08327e5a66d5fb97345b8e37653d14d5255a791f660f45e2e81340a611e4110",
     "celeba80_multiscale_rf9": "888f7948882fb73d90199508df1d12b12c8f9227c1ed37fe5996c4a563af5c8f",
     "celeba80_multiscale_rf13": "0dd392e89010ec27f4493ba1dd94672294e14f3fba0b0ccd295a78e9b9f87e48",
+    # chapter 5's pair: flat RF 5, a quarter of the steps, sigma uniform / drawn as the authors' released code does
+    "celeba80_flat_rf5_short": "ff09606fb7bf062fa402f0693ca718d16ec883bdebbc5b0fee0af204ab62e5d7",
+    "celeba80_flat_rf5_short_quadratic": "d39191b80ce3265f3a184727398ddfee52d2361029eb3f31a675aff827589634",
 }
 
 
@@ -206,7 +209,8 @@ def shipped(name, device="cpu"):
 # The real-face family's denoising table (we may not redistribute the CelebA faces it was measured on):
 #   python -m mslcp evaluate celeba80_flat_rf{5,9,13,21} celeba80_multiscale_rf{5,9,13} --data celeba80 --n 473 \
 #       --sigmas 0.05 0.1 0.2 0.4 0.8 --out evaluation && cp evaluation/denoising.csv data/celeba80_denoising.csv
-CELEBA80_TABLE = "data/celeba80_denoising.csv", "4f68237e97e12643e634d02f204f0ffbaf1da01c3fab78b64f14eddb11c6296b"
+#   then chapter 5's columns (its pair, the low-pass-only baseline): python data/celeba80_chapter5_columns.py
+CELEBA80_TABLE = "data/celeba80_denoising.csv", "48e77f57f2c43f3478079d8e8588efe0dfb16331ad76e72d7361622782952977"
 
 
 def celeba80_table():

@@ -3,8 +3,9 @@
 A recipe is a dict: the data (`data`, `image_size`, `n_train`, `n_test`), the architecture (`net`: BFCNN keyword
 arguments; `levels` J = 0 for a flat model, else a low-pass net of x_J and one ConditionalBFCNN per level), the
 training settings of `train.train` (`steps`, `batch_size`, `lr`, `lr_end`, `sigma_range`, `log_sigma`, `patch_size`
-in image pixels, `seed`, `test_sigmas`, `eval_every`, `checkpoint_every`, `amp`), and `init_seed` (torch.manual_seed
-before the nets are built). A multi-scale recipe overrides any of these for its low-pass net (`low`) and per level
+in image pixels, `seed`, `test_sigmas`, `eval_every`, `checkpoint_every`, `amp`, and optionally `quadratic_sigma`:
+the authors' released σ draw, default False), and `init_seed` (torch.manual_seed before the nets are built). A
+multi-scale recipe overrides any of these for its low-pass net (`low`) and per level
 (`level`, a list indexed by j, 0 = finest); `low_from` names a recipe whose trained low-pass net it reuses.
 A preset (`PRESETS`) overrides recipes for a machine: "cpu" (the recipes as the book ships them), "colab" (about
 30 min per model on a T4-class GPU, 1/10 of an H200) and "paper" (the paper's data and network size). Keys "flat.K"
@@ -35,8 +36,9 @@ _MULTISCALE = dict(_FLAT, levels=2, steps=3000, batch_size=64, sigma_range=(0.0,
                    level=[dict(seed=1), dict(seed=2)])
 _SMALL = dict(width=32, depth=8)
 # The real-face family: CelebA 80x80 gray (data.celeba_halfres; train split, 128 test faces to monitor), trained on a
-# CPU core. Equal capacity as in the paper: every net has depth 10 and width 32, flat and conditional nets train 4000
-# steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops, sigma ~ U(0, 1).
+# CPU core. Equal depth and width (not equal parameters): every net has depth 10 and width 32, flat and conditional
+# nets train 4000 steps of 32 examples, and the RF is set by the kernel layout alone. Flat nets: 40x40 crops,
+# sigma ~ U(0, 1).
 # Multi-scale: J = 2, a 20x20 low-pass (RF 21: global), shared by the three models; log-uniform sigma = pixel sigma in
 # [0.001, 1] as each net sees it ("average" normalization), since uniform sigma starves the multi-scale nets of
 # small-sigma examples. The shared low-pass net gets the compute of one flat net: 16000 steps of 20x20 images = 4000
@@ -63,7 +65,7 @@ RECIPES = {
     "flat_rf33": dict(_FLAT, net=dict(width=24, depth=16, rf=33), steps=5000),
     # chapter 4 and later: the multi-scale model of 32x32 faces
     "multiscale_rf5": dict(_MULTISCALE, net=dict(_SMALL, rf=5)),
-    # chapter 5: equal-capacity families (depth 8, width 32, the budgets of flat_rf5 / multiscale_rf5); the receptive
+    # chapter 5: families of equal depth and width (8, 32; the budgets of flat_rf5 / multiscale_rf5); the receptive
     # field is set by the kernel layout alone (nets.kernel_layout); multi-scale ones reuse multiscale_rf5's low-pass
     **{f"flat_rf{rf}": dict(_FLAT, net=dict(_SMALL, rf=rf)) for rf in (9, 13, 17)},
     **{f"multiscale_rf{rf}": dict(_MULTISCALE, net=dict(_SMALL, rf=rf), low_from="multiscale_rf5") for rf in (9, 13)},
@@ -72,12 +74,21 @@ RECIPES = {
     "celeba80_multiscale_rf5": dict(_C80_MS, net=dict(_C80["net"], rf=5)),
     **{f"celeba80_multiscale_rf{rf}": dict(_C80_MS, net=dict(_C80["net"], rf=rf), low_from="celeba80_multiscale_rf5")
        for rf in (9, 13)},
+    # chapter 5: the flat RF 5 net with sigma drawn as the authors' released code draws it (code/training.py:
+    # quadratic noise, sigma = (k/255)^2, k uniform in 0..254) against a control drawn uniformly, everything else as
+    # celeba80_flat_rf5 but a quarter of its steps (what a busy shared CPU allowed): the pair isolates the sigma draw
+    "celeba80_flat_rf5_short": dict(_C80, net=dict(_C80["net"], rf=5), steps=1000),
+    "celeba80_flat_rf5_short_quadratic": dict(_C80, net=dict(_C80["net"], rf=5), steps=1000, quadratic_sigma=True),
     # CelebA 80x80 (data.celeba_halfres), GPU: the reference models, with step counts rounded
     "celeba80_flat9": dict(_CELEBA80, net=dict(width=64, depth=21, rf=9), steps=1800),
     "celeba80_flat43": dict(_CELEBA80, net=dict(width=64, depth=21, rf=43), steps=2300),
     "celeba80_ms9": _CELEBA80_MS,
 }
 
+# the released training (code/training.py): sigma = (k/255)^2, k uniform in 0..254, for every net. Its cap of the
+# conditional nets' range at 255 max|detail| sits behind `if args.coarse is False`, which argparse never produces
+# (--coarse has no default and parses as a string), so as released every net draws from the whole range.
+_RELEASED_SIGMA = {"sigma_range": (0.0, 1.0), "log_sigma": False, "quadratic_sigma": True}
 _PAPER_NET = {"net.width": 64, "net.depth": 21, "amp": True, "flat.patch_size": 40, "multiscale.low.net.rf": 41}
 PRESETS = {
     "cpu": {},
@@ -86,12 +97,14 @@ PRESETS = {
     "colab": dict(_PAPER_NET, data="celeba", image_size=80, n_train=50_000, n_test=100, batch_size=128, steps=4000,
                   checkpoint_every=500),
     # H200 ~4,700 images/s: ~36 min (flat, 40x40 crops), ~3.6 h (J=2 on whole 160x160 images: ~6x the pixels)
-    "paper": dict(_PAPER_NET, data="celeba", image_size=160, n_train=50_000, n_test=100, batch_size=512, steps=20_000,
+    "paper": dict(_PAPER_NET, **_RELEASED_SIGMA, data="celeba", image_size=160, n_train=50_000, n_test=100,
+                  batch_size=512, steps=20_000,
                   checkpoint_every=1000),
 }
 
 _NET_KEYS = {"width", "depth", "rf", "kernel_sizes", "bias"}
-_STAGE_KEYS = set(_FLAT) - {"data", "image_size", "n_train", "n_test", "levels", "init_seed"} | {"net"}
+_STAGE_KEYS = set(_FLAT) - {"data", "image_size", "n_train", "n_test", "levels", "init_seed"}
+_STAGE_KEYS |= {"net", "quadratic_sigma"}
 _INTS = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1, "seed": 0, "init_seed": 0,
          "image_size": 8, "levels": 0}
 
@@ -116,7 +129,7 @@ def _set(r, key, value, name):
         if rest in ("depth", "rf"):
             r["net"].pop("kernel_sizes", None)  # a layout given as depth and rf replaces an explicit one
         return
-    if rest or head not in set(_FLAT) | {"net", "low_from"}:
+    if rest or head not in set(_FLAT) | {"net", "low_from", "quadratic_sigma"}:
         raise ValueError(f"{name}: unknown recipe setting {key!r}: choose from {sorted(set(_FLAT) | {'net'})}, "
                          "net.K, and for multi-scale recipes low.K and levelJ.K")
     r[head] = value
@@ -173,6 +186,9 @@ def _check(r):
             raise ValueError(f"{name}: {e}") from None
         if not isinstance(sub["lr"], (int, float)) or isinstance(sub["lr"], bool):
             raise ValueError(f"{name}: lr must be a number > 0, got {sub['lr']!r}")
+        if sub.get("quadratic_sigma", False) not in (True, False) or sub.get("quadratic_sigma") and sub["log_sigma"]:
+            raise ValueError(f"{name}: quadratic_sigma must be True or False, and not True with log_sigma, got "
+                             f"{sub.get('quadratic_sigma')!r} (log_sigma={sub['log_sigma']!r})")
         if not 0 <= lo <= hi or not sub["lr"] > 0:
             raise ValueError(f"{name}: need 0 <= sigma_range low <= high and lr > 0, got {sub['sigma_range']}, "
                              f"lr={sub['lr']}")

@@ -36,6 +36,15 @@ def _sigmas(u, lo, hi, log):
     return lo * (hi / lo) ** u if log else lo + (hi - lo) * u
 
 
+def _quadratic_sigmas(u, lo, hi):
+    """Map uniforms u in [0,1) to the released code's quadratic noise levels: σ = (k/255)², k a uniform integer in
+    [round(255 √lo), round(255 √hi)) (k = round(255 √lo) if the two are equal). For sigma_range (0, 1): k in
+    0..254, as `add_noise_torch(..., quadratic=True)` of the authors' code/dataloader_func.py draws it (their
+    torch.randint(0, 255)); density ∝ σ^(-1/2), P(σ <= s) ≈ √s."""
+    a, b = round(255 * math.sqrt(lo)), round(255 * math.sqrt(hi))
+    return ((a + ((b - a) * u).floor()) / 255) ** 2
+
+
 def _float(x):
     return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
@@ -137,7 +146,7 @@ def _layout(model, scale, levels, data, test_data):
 def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
           patch_size=None, scale=None, levels=None, wavelet="haar", normalize="average", test_data=None,
           test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None, checkpoint_every=500, device=None,
-          amp=False, compile=False, seed=0, progress=True):
+          amp=False, compile=False, seed=0, progress=True, quadratic_sigma=False):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
     data: (N, C, H, W), float in [0, 1] or uint8 (0..255, divided by 255 per batch); other integer tensors and
@@ -151,7 +160,9 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     example are the clean condition, the last out_channels the target, called model(cond, noisy); else
     model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or with log_sigma
     log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as at large, which
-    the mean squared error would otherwise neglect), and a random patch_size crop of the data (None:
+    the mean squared error would otherwise neglect), or with quadratic_sigma the authors' released
+    draw, σ = (k/255)² with k a uniform integer (`_quadratic_sigmas`: density ∝ σ^(-1/2), median about
+    0.25 on (0, 1)), and a random patch_size crop of the data (None:
     whole images). The learning rate is lr throughout, or with lr_end a cosine from lr at step 0 to lr_end
     at the last step (`learning_rate`). Every eval_every steps the history gets the mean loss of the window
     ('step', 'loss') and, with test_data (like data), the mean PSNR (dB) of the target at each of
@@ -194,6 +205,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
     if log_sigma and lo == 0:
         raise ValueError(f"log_sigma needs sigma_range with low > 0, got {sigma_range}")
+    if log_sigma and quadratic_sigma:
+        raise ValueError("log_sigma and quadratic_sigma are two ways to draw σ: set at most one of them")
     if not (lr > 0 and (lr_end is None or 0 <= lr_end <= lr)):
         raise ValueError(f"need lr > 0 and 0 <= lr_end <= lr, got lr={lr}, lr_end={lr_end}")
     ddp = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -204,7 +217,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
     settings = dict(seed=seed, lr=lr, lr_end=lr_end, steps=steps if lr_end is not None else None,
                     batch_size=batch_size, patch_size=patch_size, sigma_range=[lo, hi], log_sigma=log_sigma,
                     scale=scale, levels=levels if scale == "low" else None, wavelet=wavelet, normalize=normalize,
-                    data=_fingerprint(data))
+                    data=_fingerprint(data), **({"quadratic_sigma": True} if quadratic_sigma else {}))
 
     cuda = device.type == "cuda"
     amp = amp and cuda
@@ -297,7 +310,8 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
         idx = torch.randint(N, (batch_size, 1, 1), **draw)[mine]
         rows = torch.randint((H - ph) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
         cols = torch.randint((W - pw) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
-        sigma = _sigmas(torch.rand(batch_size, 1, 1, 1, **draw), lo, hi, log_sigma)[mine]
+        u = torch.rand(batch_size, 1, 1, 1, **draw)
+        sigma = (_quadratic_sigmas(u, lo, hi) if quadratic_sigma else _sigmas(u, lo, hi, log_sigma))[mine]
         rows = rows + torch.arange(ph, device=device).view(1, -1, 1)
         cols = cols + torch.arange(pw, device=device).view(1, 1, -1)
         x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mslcp.multiscale import MultiScaleDenoiser, lowpass_data, training_data
+from mslcp.multiscale import LowpassOnly, MultiScaleDenoiser, lowpass_data, training_data
 
 
 def pywt_details(x, j):
@@ -95,3 +95,26 @@ def test_training_data_matches_pywt():
         torch.testing.assert_close(d[:, 2:].double(), pywt_details(xf, level), atol=1e-6, rtol=0)
     torch.testing.assert_close(lowpass_data(xf, 2), block_average(xf, 2))
     torch.testing.assert_close(training_data(xf, 1), training_data(x, 1).double(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("J", [1, 2])
+def test_lowpass_only_is_the_denoised_block_average_upsampled(J):
+    # independent of mslcp.wavelets: the block average (avg_pool), a known "denoiser" of it, and nearest upsampling
+    g = torch.Generator().manual_seed(J)
+    noisy = torch.rand(2, 1, 16, 24, generator=g, dtype=torch.float64)
+
+    class Square(nn.Module):  # a stand-in low-pass net: any function of x_J
+        in_channels = 1
+
+        def forward(self, low):
+            assert low.shape == (2, 1, 16 // 2**J, 24 // 2**J)
+            return low ** 2
+
+    out = LowpassOnly(MultiScaleDenoiser(Square(), [nn.Identity() for _ in range(J)]))(noisy)
+    want = F.interpolate(block_average(noisy, J) ** 2, scale_factor=2**J, mode="nearest")
+    torch.testing.assert_close(out, want)
+    # pywt: the same as reconstructing with zero details (waverec2 of the orthonormal low-pass, x 2^J)
+    a = pywt.wavedec2(noisy.numpy(), "haar", mode="symmetric", level=J, axes=(-2, -1))
+    low = (a[0] / 2**J) ** 2 * 2**J
+    rec = pywt.waverec2([low] + [tuple(np.zeros_like(b) for b in d) for d in a[1:]], "haar", axes=(-2, -1))
+    torch.testing.assert_close(out, torch.from_numpy(rec))

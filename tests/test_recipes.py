@@ -69,6 +69,31 @@ def test_overrides_and_presets():
     assert nets.BFCNN(**recipes.stages(recipes.get("celeba80_ms9"))["low"]["net"]).rf == 41
 
 
+def test_paper_preset_draws_sigma_as_the_released_code():
+    # code/training.py as released: --quadratic_noise True and --noise_level_range [0, 255] for every net; the cap
+    # of the conditional nets' range needs args.coarse is False, which argparse never gives, so it does not apply
+    for name in ("multiscale_rf5", "celeba80_multiscale_rf9", "flat_rf9", "celeba80_flat_rf5"):
+        for scale, s in recipes.stages(recipes.get(name, "paper")).items():
+            assert s["quadratic_sigma"] is True and s["log_sigma"] is False, (name, scale)
+            assert s["sigma_range"] == [0.0, 1.0], (name, scale)
+    for preset in ("cpu", "colab"):  # the other presets keep their recipes' draws
+        st = recipes.stages(recipes.get("celeba80_multiscale_rf5", preset))
+        assert st["low"]["log_sigma"] and not st["low"].get("quadratic_sigma", False)
+    assert "quadratic_sigma" not in recipes.get("celeba80_flat_rf5")  # resolved recipes of shipped models unchanged
+    # the chapter-5 pair: the same recipe but the sigma draw
+    a, b = recipes.get("celeba80_flat_rf5_short"), recipes.get("celeba80_flat_rf5_short_quadratic")
+    assert b.pop("quadratic_sigma") is True and {k: v for k, v in a.items() if k != "name"} == {
+        k: v for k, v in b.items() if k != "name"}
+    assert a["steps"] == 1000 and {k: v for k, v in a.items() if k not in ("name", "steps")} == {
+        k: v for k, v in recipes.get("celeba80_flat_rf5").items() if k not in ("name", "steps")}
+    with pytest.raises(ValueError, match="quadratic_sigma must be True or False, and not True with log_sigma"):
+        recipes.get("celeba80_multiscale_rf5", quadratic_sigma=True)  # its nets draw log-uniform sigma
+    with pytest.raises(ValueError, match="quadratic_sigma must be True or False"):
+        recipes.get("flat_rf5", quadratic_sigma="yes")
+    assert recipes.get("celeba80_multiscale_rf5", quadratic_sigma=True, log_sigma=False, **{
+        "sigma_range": (0.0, 1.0)})["quadratic_sigma"]
+
+
 def test_build_seeds_like_the_original_script():
     torch.manual_seed(0)
     low, c5 = nets.BFCNN(width=32, depth=8, rf=13), [nets.ConditionalBFCNN(width=32, depth=8, rf=5) for _ in "ab"]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mslcp import multiscale
-from mslcp.train import _sigmas, learning_rate, throughput, train
+from mslcp.train import _quadratic_sigmas, _sigmas, learning_rate, throughput, train
 
 
 class Flat(nn.Module):
@@ -125,6 +125,48 @@ def test_noise_levels_uniform_and_log_uniform():
     assert abs(float(s.mean()) - (1 - 1e-3) / (b - a)) < 2e-3
     with pytest.raises(ValueError, match="low > 0"):
         train(Flat(), smooth_data(), steps=1, batch_size=2, log_sigma=True, progress=False)
+
+
+def test_quadratic_noise_levels_are_the_released_draw():
+    # the authors' code/dataloader_func.py, add_noise_torch(mode="B", quadratic=True) with noise_level_range
+    # [0, 255]: std = torch.randint(0, 255)/255, then std**2. Closed form: sigma = (k/255)^2, k uniform in 0..254,
+    # so P(sigma <= (k/255)^2) = (k + 1)/255, the median is (127/255)^2 and the density is about 1/(2 sqrt(sigma))
+    n = 255 * 2000
+    u = torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = _quadratic_sigmas(u, 0.0, 1.0)
+    k = 255 * s.sqrt()
+    assert torch.allclose(k, k.round(), atol=1e-9) and k.min() == 0 and k.max() == 254
+    counts = torch.bincount(k.round().long(), minlength=255).double()
+    chi2 = float(((counts - n / 255) ** 2 / (n / 255)).sum())  # 254 degrees of freedom: mean 254, sd 22.5
+    assert chi2 < 254 + 5 * 22.5
+    grid = ((torch.arange(255, dtype=torch.float64) + 0.5) / 255) ** 2  # between the atoms (k/255)^2
+    ecdf = torch.searchsorted(s.sort().values, grid, right=True).double() / n
+    exact = (torch.arange(255, dtype=torch.float64) + 1) / 255
+    assert float((ecdf - exact).abs().max()) < 1.63 / n ** 0.5  # Kolmogorov-Smirnov at the 1% level
+    assert float((ecdf - grid.sqrt()).abs().max()) < 1 / 255 + 1.63 / n ** 0.5  # P(sigma <= x) ~ sqrt(x)
+    assert float(s.median()) == pytest.approx((127 / 255) ** 2)
+    ref = (torch.randint(0, 255, (n,), generator=torch.Generator().manual_seed(1)).double() / 255) ** 2
+    assert float((s.sort().values - ref.sort().values).abs().max()) <= (1 / 255) * 2  # quantiles agree
+    # another range: k from round(255 sqrt(lo)) to round(255 sqrt(hi)) - 1; equal ends give that one value
+    s = _quadratic_sigmas(u, 0.01, 0.25)
+    assert {round(v) for v in (255 * s.sqrt()).tolist()} == set(range(26, 128))
+    assert torch.equal(_quadratic_sigmas(u[:5], 0.25, 0.25), torch.full((5,), (128 / 255) ** 2, dtype=u.dtype))
+
+
+def test_training_draws_quadratic_sigma():
+    class Record(Flat):
+        def forward(self, y):
+            self.seen.append(y.detach().std(dim=(1, 2, 3)))
+            return super().forward(y)
+
+    m = Record()
+    m.seen = []
+    train(m, torch.zeros(8, 1, 16, 16), steps=10, batch_size=50, quadratic_sigma=True, progress=False)
+    sd = torch.cat(m.seen)  # on zero images the std of the input is sigma: median 0.25, mean 1/3 (not 0.5)
+    assert 0.2 < sd.median() < 0.3 and 0.29 < sd.mean() < 0.38 and float((sd < 0.05).double().mean()) > 0.15
+    with pytest.raises(ValueError, match="log_sigma and quadratic_sigma"):
+        train(Flat(), smooth_data(), steps=1, batch_size=2, sigma_range=(0.1, 1), log_sigma=True,
+              quadratic_sigma=True, progress=False)
 
 
 def test_loss_goes_down_and_psnr_goes_up():
@@ -290,7 +332,7 @@ def test_resume_refuses_other_settings(tmp_path):
     train(Flat(), data, **kw)
     changes = [(dict(lr=2e-3), "lr"), (dict(batch_size=2), "batch_size"), (dict(seed=1), "seed"),
                (dict(steps=6), "steps"), (dict(patch_size=12), "patch_size"), (dict(sigma_range=(0, 0.5)), "sigma"),
-               (dict(lr_end=None), "lr_end")]
+               (dict(lr_end=None), "lr_end"), (dict(quadratic_sigma=True), "quadratic_sigma")]
     for change, field in changes:
         with pytest.raises(ValueError, match=f"other settings .*{field}.*delete it to restart"):
             train(Flat(), data, **{**kw, **change})
