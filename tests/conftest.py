@@ -62,18 +62,24 @@ def build():
 
 def read_glued(path):
     """{name: text} of every value a chapter glued (mslcp.book.glue) in its executed copy `path`: the Markdown
-    of a glued sentence, else the plain-text form (a number's repr, a figure's '<Figure ...>')."""
+    of a glued sentence, else the plain-text form (a number's repr, a figure's '<Figure ...>'). The book build keeps
+    glued outputs beside the notebook (NAME.glue.json, myst-nb); a notebook executed elsewhere keeps them inline."""
     import json
 
+    def text(data, prefix=""):
+        value = data.get(prefix + "text/markdown", data.get(prefix + "text/plain"))
+        return "".join(value) if isinstance(value, list) else value
+
     out = {}
+    store = Path(path).with_suffix(".glue.json")
+    if store.exists():
+        for name, o in json.loads(store.read_text()).items():
+            out[name] = text(o["data"])
     for cell in json.loads(Path(path).read_text())["cells"]:
         for o in cell.get("outputs", []):
             name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name is None:
-                continue
-            d = o["data"]
-            text = d.get("application/papermill.record/text/markdown", d.get("application/papermill.record/text/plain"))
-            out[name] = "".join(text) if isinstance(text, list) else text
+            if name is not None:
+                out[name] = text(o["data"], "application/papermill.record/")
     return out
 
 
