@@ -14,6 +14,16 @@ HALFRES = (data.HALFRES / "img_align_celeba").is_dir()
 needs_halfres = pytest.mark.skipif(not HALFRES, reason=f"the half-resolution CelebA copy is not in {data.HALFRES}")
 
 
+def assert_refused(case):
+    """A row of the error tables (tests/test_errors*.py): (name, call, exception type, words the message names)."""
+    _, call, exc, words = case
+    with pytest.raises(exc) as e:
+        call()
+    assert type(e.value) is exc, f"{type(e.value).__name__}: {e.value}"
+    missing = [w for w in words if w.lower() not in str(e.value).lower()]
+    assert not missing, f"message {str(e.value)!r} lacks {missing}"
+
+
 @pytest.fixture
 def one_thread():
     """Run a test on one thread: tiny nets on a shared 2-core machine lose 10-20x to OpenMP threads waiting on

@@ -153,16 +153,21 @@ def test_quadratic_noise_levels_are_the_released_draw():
     assert torch.equal(_quadratic_sigmas(u[:5], 0.25, 0.25), torch.full((5,), (128 / 255) ** 2, dtype=u.dtype))
 
 
-def test_training_draws_quadratic_sigma():
+def sigmas_seen(**kw):
+    """The σ of every training example of 10 steps on zero images (the std of the net's input), (steps * batch,)."""
+    seen = []
+
     class Record(Flat):
         def forward(self, y):
-            self.seen.append(y.detach().std(dim=(1, 2, 3)))
+            seen.append(y.detach().std(dim=(1, 2, 3)))
             return super().forward(y)
 
-    m = Record()
-    m.seen = []
-    train(m, torch.zeros(8, 1, 16, 16), steps=10, batch_size=50, quadratic_sigma=True, progress=False)
-    sd = torch.cat(m.seen)  # on zero images the std of the input is sigma: median 0.25, mean 1/3 (not 0.5)
+    train(Record(), torch.zeros(8, 1, 16, 16), steps=10, progress=False, **kw)
+    return torch.cat(seen)
+
+
+def test_training_draws_quadratic_sigma():
+    sd = sigmas_seen(batch_size=50, quadratic_sigma=True)  # median 0.25, mean 1/3 (not 0.5)
     assert 0.2 < sd.median() < 0.3 and 0.29 < sd.mean() < 0.38 and float((sd < 0.05).double().mean()) > 0.15
     with pytest.raises(ValueError, match="log_sigma and quadratic_sigma"):
         train(Flat(), smooth_data(), steps=1, batch_size=2, sigma_range=(0.1, 1), log_sigma=True,
@@ -202,15 +207,7 @@ def test_noise_on_details_only_and_blind_sigma():
         assert (cond == cond[:, :, :1, :1]).all() and ((cond * n) == (cond * n).round()).all()
         assert 0.3 < (noisy - 2 * cond).std() < 0.7
 
-    class Record(Flat):
-        def forward(self, y):
-            self.seen.append(y.detach().std(dim=(1, 2, 3)))
-            return super().forward(y)
-
-    m = Record()
-    m.seen = []
-    train(m, torch.zeros(8, 1, 16, 16), steps=10, batch_size=20, progress=False)  # σ ~ U(0, 1)
-    sd = torch.cat(m.seen)
+    sd = sigmas_seen(batch_size=20)  # σ ~ U(0, 1)
     assert sd.min() < 0.1 and sd.max() > 0.9 and 0.4 < sd.mean() < 0.6
 
 
