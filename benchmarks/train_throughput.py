@@ -23,12 +23,6 @@ NETS = {  # name -> (constructor kwargs, patch size, batch sizes on CPU, batch s
 }
 
 
-def train_flops(net, patch):
-    """Convolution FLOPs of one training image (forward + backward ~ 3x forward)."""
-    return 3 * patch * patch * sum(2 * c.kernel_size[0] * c.kernel_size[1] * c.in_channels * c.out_channels
-                                   for c in net.conv_layers)
-
-
 def matmul_rate(device, n=1024, reps=20):
     """float32 matmul FLOP/s (n x n) on device."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -58,7 +52,7 @@ def main():
                     net = nets.BFCNN(**kw)
                     ips = train.throughput(net, patch_size=patch, batch_size=batch, steps=args.steps, device=device,
                                            amp=device == "cuda", compile=compile)
-                    rate = ips * train_flops(net, patch)
+                    rate = ips * nets.train_flops(net, patch)
                     print(f"| {device} | {name} | {batch} | {'yes' if compile else 'no'} | {ips:.1f} | "
                           f"{rate / 1e12:.4f} | {mm / 1e12:.4f} | {rate / mm:.2f} |", flush=True)
 

@@ -206,6 +206,18 @@ class ConditionalBFCNN(BFCNN):
         return noisy_details - self.residual(torch.cat([low, noisy_details], 1))
 
 
+def parameter_count(model):
+    """Number of parameters (int) of a model: every weight and gain, trainable or not."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_flops(net, size):
+    """Convolution FLOPs of one training step on one size x size image: a k x k convolution from c_in to c_out
+    channels costs 2 k^2 c_in c_out per pixel, and a step (forward, gradients of input and weights) ~3x forward."""
+    return 3 * size * size * sum(2 * c.kernel_size[0] * c.kernel_size[1] * c.in_channels * c.out_channels
+                                 for c in net.conv_layers)
+
+
 def receptive_field(model, size=None, n=4, seed=0):
     """Measured receptive field (int): width of the square support of the input gradient of the centre output pixel of
     model.residual, on n random (size x size) inputs, eval mode, float64 (model is not modified)."""

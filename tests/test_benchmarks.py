@@ -7,7 +7,6 @@ import sys
 import pytest
 import quality_per_call  # benchmarks/, on the path by tests/conftest.py
 import torch
-import train_throughput
 from conftest import BENCH
 
 from mslcp import data, nets, pretrained
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 README = (BENCH / "README.md").read_text()  # its tables and the sentences drawn from them
 FLAT = " ".join(README.split())  # the same, its lines joined
-
-
-def test_train_flops_of_the_paper_net():
-    # 21 layers of 3x3: 1 -> 64, 19 x (64 -> 64), 64 -> 1; forward 2 k^2 c_in c_out per pixel, training 3x that
-    net = nets.BFCNN(width=64, depth=21, rf=43)
-    per_pixel = 2 * 9 * (64 + 19 * 64 * 64 + 64)
-    assert train_throughput.train_flops(net, 40) == 3 * 40 * 40 * per_pixel
 
 
 def test_quality_per_call_measure():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from mslcp import nets
 from mslcp.nets import BFBatchNorm2d, BFCNN, ConditionalBFCNN, kernel_layout, receptive_field
 
 WEIGHTS = Path(os.environ.get("MSLCP_WEIGHTS", Path(__file__).parents[1] / ".." / "shared" / "reference-weights"))
@@ -206,3 +207,14 @@ def test_nan_batch_keeps_running_statistics():
     bn.double().train()(x)
     sd0 = torch.sqrt(x[:, 0].var(unbiased=False) + bn.eps)
     torch.testing.assert_close(bn.running_sd.flatten(), torch.stack([0.9 + 0.1 * sd0, torch.tensor(1.0).double()]))
+
+
+def test_train_flops_and_parameter_count_of_the_paper_net():
+    # 21 layers of 3x3: 1 -> 64, 19 x (64 -> 64), 64 -> 1; forward 2 k^2 c_in c_out per pixel, training 3x that
+    net = nets.BFCNN(width=64, depth=21, rf=43)
+    per_pixel = 2 * 9 * (64 + 19 * 64 * 64 + 64)
+    assert nets.train_flops(net, 40) == 3 * 40 * 40 * per_pixel
+    # the conv weights above (k^2 c_in c_out each, no biases) and one gain per channel of the 19 batch norms
+    assert nets.parameter_count(net) == per_pixel // 2 + 19 * 64
+    cond = nets.ConditionalBFCNN(width=8, depth=3, rf=5)  # kernels 3, 1, 3: 4 -> 8 -> 8 -> 3 channels, one norm
+    assert nets.parameter_count(cond) == 9 * 4 * 8 + 8 * 8 + 9 * 8 * 3 + 8
