@@ -113,8 +113,8 @@ def test_gpu_preset_runs_through_check_2(monkeypatch):
     monkeypatch.setenv("MSLCP_THREADS", "1")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    (params,) = [c for c in nb.cells if "STEPS, N_TRAIN = (3000, 4096) if GPU" in c.source]
-    params.source = params.source.replace("(3000, 4096) if GPU", "(80, 512) if GPU")
+    (params,) = [c for c in nb.cells if "STEPS, BATCH, N_TRAIN = (3000, 32, 4096) if GPU" in c.source]
+    params.source = params.source.replace("(3000, 32, 4096) if GPU", "(80, 32, 512) if GPU")
     last = next(i for i, c in enumerate(nb.cells) if 'print("Check 2 passed.")' in c.source)
     nb.cells = nb.cells[:last + 1]
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -15,7 +15,6 @@ import torch
 
 from mslcp import analysis, data, metrics, nets, pretrained, recipes, sampling, toy, wavelets
 from conftest import needs_halfres  # tests/conftest.py
-import train_throughput  # benchmarks/, on the path by tests/conftest.py (the benchmark's FLOP count)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -946,10 +945,10 @@ def test_chapter8_gpu_preset_workload():
     "60 CPU-minutes" for that run is a time: measured once, not tested.)"""
     source = (Path(__file__).parents[1] / "book" / "08_assignment.ipynb").read_text()
     for line in ("WIDTH, DEPTH = (32, 8) if GPU", "RFS = (3, 5, 9, 13, 17) if GPU",
-                 "STEPS, N_TRAIN = (3000, 4096) if GPU", "batch_size=32", "SIZE = 32"):
+                 "STEPS, BATCH, N_TRAIN = (3000, 32, 4096) if GPU", "batch_size=BATCH", "SIZE = 32"):
         assert line in source, line  # the settings counted here are the chapter's
     rfs, steps, batch = (3, 5, 9, 13, 17), 3000, 32
-    flops = train_throughput.train_flops  # checked against the closed form in tests/test_benchmarks.py
+    flops = nets.train_flops  # checked against the closed form in tests/test_nets.py
     per_image = sum(flops(nets.BFCNN(width=32, depth=8, rf=rf), 32)
                     + 2 * flops(nets.ConditionalBFCNN(width=32, depth=8, rf=rf), 16) for rf in rfs)  # Haar, db2
     total = per_image * batch * steps
