@@ -213,7 +213,10 @@ CELEBA_FILES = {
         "https://drive.usercontent.google.com/download?id=0B7EVK8r0v71pY0NSMzRuSXJEVkk&export=download&confirm=t",
         "fc955bcb3ef8fbdf7d5640d9a8693a8431b5f2ee291a5c1449a1549e7e073fe7"),
 }
-HALFRES = Path(__file__).resolve().parents[2] / "shared" / "celeba-halfres"   # the project's shared copy
+def halfres_root():
+    """The folder of the half-resolution CelebA copy from $MSLCP_HALFRES (.ci/setup points it at the project's
+    shared copy), or None when it is not set."""
+    return Path(os.environ["MSLCP_HALFRES"]) if os.environ.get("MSLCP_HALFRES") else None
 # crop (top, bottom, left, right) by image size (W, H): the paper's 160x160 rows 29:189, cols 9:169;
 # at half resolution that box is rows 14.5:94.5, cols 4.5:84.5 -- we take the integer box 14:94, 4:84
 # (half a pixel up-left) rather than resample, which would blur the finest scale.
@@ -347,10 +350,13 @@ _HELP = ("Put the aligned images in {root}/img_align_celeba/ (000001.jpg ...) an
 
 
 def celeba_halfres(root=None, split="train", size=None, n=None, dtype=torch.float32):
-    """The half-resolution CelebA copy (89x109 JPEGs; default ../shared/celeba-halfres) as 80x80 faces.
+    """The half-resolution CelebA copy (89x109 JPEGs in root, default $MSLCP_HALFRES) as 80x80 faces.
 
     No partition file: "train" is the first 8,995 of its 9,468 files by name, "test" the last 473."""
-    root = Path(HALFRES if root is None else root)
+    root = halfres_root() if root is None else Path(root)
+    if root is None:
+        raise RuntimeError("no half-resolution CelebA copy: set MSLCP_HALFRES to its folder (the one holding "
+                           "img_align_celeba/*.jpg) or pass root=, or use celeba() or synthetic_faces()")
     if not root.is_dir():
         raise RuntimeError(f"half-resolution CelebA copy not found at {root}: pass root=<folder with "
                            "img_align_celeba/*.jpg>, or use celeba() or synthetic_faces()")

@@ -104,7 +104,7 @@ def test_celeba_partition_file(tmp_path):
         celeba(tmp_path, "val")
 
 
-def test_celeba_default_split_and_errors(tmp_path):
+def test_celeba_default_split_and_errors(tmp_path, monkeypatch):
     box = (14, 94, 4, 84)
     for i in range(1, 41):
         _celeba_image(tmp_path / "img_align_celeba" / f"{i:06d}.jpg", box, (89, 109), value=(5 * i,) * 3)
@@ -117,6 +117,11 @@ def test_celeba_default_split_and_errors(tmp_path):
         celeba(tmp_path / "missing")
     with pytest.raises(RuntimeError, match="not found"):
         celeba_halfres(tmp_path / "missing")
+    monkeypatch.delenv("MSLCP_HALFRES", raising=False)  # no default folder: the message says how to give one
+    with pytest.raises(RuntimeError, match="set MSLCP_HALFRES"):
+        celeba_halfres()
+    monkeypatch.setenv("MSLCP_HALFRES", str(tmp_path))
+    assert ids(celeba_halfres(split="test")) == [39, 40]
     odd = tmp_path / "odd"
     _celeba_image(odd / "000001.jpg", (0, 10, 0, 10), (100, 100))
     with pytest.raises(ValueError, match="image_folder"):
@@ -188,7 +193,7 @@ def test_16_bit_images_are_scaled(tmp_path):
 
 @needs_halfres
 def test_shared_halfres():
-    files = sorted((data.HALFRES / "img_align_celeba").glob("*.jpg"))
+    files = sorted((data.halfres_root() / "img_align_celeba").glob("*.jpg"))
     x, t = celeba_halfres(split="train", n=3), celeba_halfres(split="test", n=2)  # the default root
     assert x.shape == (3, 1, 80, 80) and t.shape == (2, 1, 80, 80)
     first_test = len(files) - len(files) // 20
