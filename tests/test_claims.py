@@ -897,9 +897,9 @@ def _ch8_calibration():
 
 def test_chapter8_time(glued):
     """The intro's "took A–B seconds from start to end in two runs, of which its kernel used C–D seconds of CPU
-    time" (the table repeats the CPU range): the CPU time within the 15-minute bound the page gives for a
-    student's run and below the wall time; and the CPU time of this build's run within the bound too (its
-    last cell glues its seconds and its CPU seconds). Wall time depends on the machine's load."""
+    time" (the table repeats the CPU range): the CPU time under the book's 3 minutes a chapter and below the wall
+    time; and the CPU time of this build's run under 3 minutes too (its last cell glues its seconds and its CPU
+    seconds). Wall time depends on the machine's load."""
     import re
 
     text = " ".join(_ch8_text().split())
@@ -907,13 +907,10 @@ def test_chapter8_time(glued):
                   r"(\d+)–(\d+) seconds of CPU time", text)
     assert m, "the intro states the measured time as a range"
     wall, cpu = (int(m.group(1)), int(m.group(2))), (int(m.group(3)), int(m.group(4)))
-    assert 0 < wall[0] <= wall[1] and 0 < cpu[0] <= cpu[1] <= 15 * 60 and cpu[0] <= wall[0]
-    quiet = re.search(r"took (\d+) seconds on a quiet machine", text)
-    assert quiet and 0 < int(quiet.group(1)) <= cpu[0], "the quiet-machine time, below the busy runs' CPU time"
-    assert (f"| {quiet.group(1)} s on a quiet machine, {cpu[0]}–{cpu[1]} s of CPU time beside other work "
-            "(measured; see below) |") in text
+    assert 0 < wall[0] <= wall[1] and 0 < cpu[0] <= cpu[1] <= 180 and cpu[0] <= wall[0] and cpu[1] <= wall[1]
+    assert f"| {cpu[0]}–{cpu[1]} s of CPU time (measured; see below) |" in text
     g = glued("book/08_assignment")
-    assert 0 < float(g["ch8-cpu-seconds"]) <= min(float(g["ch8-seconds"]), 15 * 60)
+    assert 0 < float(g["ch8-cpu-seconds"]) <= min(float(g["ch8-seconds"]), 180)
 
 
 def test_chapter8_calibration():
