@@ -67,7 +67,7 @@ def measure(net, seeds, train, threshold, **kw):
     dist = metrics.sample_distance(x, train)
     d, lay = dist["total"], dist["layout"]
     d8 = metrics.sample_distance(rescale(x), train)["total"]
-    return face, lay, d, d8, float((info["steps"].float() + 1).mean()), x
+    return face, lay, d, d8, float((info.steps.float() + 1).mean()), x
 
 
 def reference(path=None):

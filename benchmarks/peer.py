@@ -99,10 +99,10 @@ def run_ours(model, work, n, low, settings, fixed_low, device):
         start, info = sampling.sample(model.low, (n, 1, 40, 40), sigma0=1.0, mean=0.0, h0=settings["h0"][J],
                                       beta=settings["beta"][J], sigma_final=settings["sigma_final"][J],
                                       fixed_step=fixed_low, relative_stop=True, generator=gen, max_steps=100_000)
-        calls += float((info["steps"].float() + 1).mean())
+        calls += float((info.steps.float() + 1).mean())
         start = rescale(start)
     x, info = sampling.super_resolve(model, start, generator=gen, relative_stop=True, **settings)
-    calls += sum(float((lv["steps"].float() + 1).mean()) for lv in info["levels"].values())
+    calls += sum(float((lv.steps.float() + 1).mean()) for lv in info.levels.values())
     return x.cpu(), calls
 
 

@@ -39,7 +39,7 @@ DEMO = "authors' demo: low-pass fixed h=0.01, beta=0.01; details ascending h0=0.
 
 def calls_per_image(info):
     """Mean over images of the denoiser evaluations summed over levels (steps + 1 per level)."""
-    return sum((lv["steps"].float() + 1).mean().item() for lv in info["levels"].values())
+    return sum((lv.steps.float() + 1).mean().item() for lv in info.levels.values())
 
 
 def measure(model, size, shrink, reference, seeds, **kw):
@@ -65,7 +65,7 @@ def demo_synthesis(model, size, seeds):
     low = (low - lo) / (hi - lo) * 0.8  # their rescale_image_range(low, 0.8)
     x, info = sampling.super_resolve(model, low, h0=0.01, beta=1.0, relative_stop=True, generator=gen,
                                      sigma_final=(0.015,) + (0.01,) * J)
-    info["levels"][J] = info_low
+    info.levels[J] = info_low
     return x, info
 
 

@@ -35,7 +35,7 @@ def main():
             if device == "cuda":
                 torch.cuda.synchronize()
             s = time.perf_counter() - t
-            print(f"| {device} | {name} | {b} | {info['calls']} | {s:.2f} | {b / s:.1f} |", flush=True)
+            print(f"| {device} | {name} | {b} | {info.calls} | {s:.2f} | {b / s:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -274,7 +274,7 @@ def sample(args):
             if not str(e).startswith("sampling diverged"):
                 raise
             raise RunFailed(f"{e}; nothing written") from None  # every image diverged
-    status = info["status"]
+    status = info.status
     failed = [i for i, s in enumerate(status) if s == "diverged"]
     n = len(status)
     if len(failed) == n:
@@ -285,7 +285,7 @@ def sample(args):
     torch.save(x.cpu(), out / f"{stem}.pt")
     _grid(x.cpu(), out / f"{stem}.png")
     late = status.count("max_steps")
-    print(f"wrote {out / stem}.png and .pt: {tuple(x.shape)}, {info['calls']} denoiser calls; {n - len(failed) - late}"
+    print(f"wrote {out / stem}.png and .pt: {tuple(x.shape)}, {info.calls} denoiser calls; {n - len(failed) - late}"
           f" of {n} images converged" + (f", {late} stopped at max_steps (kept)" if late else ""))
     if failed:
         print(f"warning: {len(failed)} of {n} images failed (diverged: NaN in the .pt, black in the grid): images "

@@ -101,7 +101,7 @@ def filters(rows, image=None, pixels=None, titles=None, crop=None, size=1.8, cma
 
 
 def sigma_trajectory(sigmas, sigma_final=None, labels=None, title="effective noise level during sampling", ax=None):
-    """σ_t against iteration t (log scale), one line per image: `sigmas` is info["sigma"] from mslcp.sampling
+    """σ_t against iteration t (log scale), one line per image: `sigmas` is info.sigma from mslcp.sampling
     (a list of per-image lists) or a single sequence; `sigma_final` draws the stopping level."""
     fig, ax = (plt.subplots(figsize=(5, 3.4), layout="constrained") if ax is None else (ax.figure, ax))
     runs = [sigmas] if np.ndim(_np(sigmas[0])) == 0 else sigmas
@@ -173,7 +173,7 @@ def density2d(log_density, extent=(0.0, 1.0, 0.0, 1.0), points=None, paths=None,
               levels=8):
     """A 2-D density as filled contours of p = exp(log_density) on an n x n grid over extent (x0, x1, y0, y1);
     log_density maps a float64 numpy array (m,2) to (m,) values. points (k,2): dots; paths (T,k,2): k trajectories
-    from a hollow circle (t = 0) to a dot (t = T-1), e.g. mslcp.sampling's info["trajectory"]."""
+    from a hollow circle (t = 0) to a dot (t = T-1), e.g. mslcp.sampling's info.trajectory."""
     fig, ax = (plt.subplots(figsize=(3.6, 3.4), layout="constrained") if ax is None else (ax.figure, ax))
     x0, x1, y0, y1 = extent
     gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))

@@ -132,11 +132,11 @@ def test_relative_stop_is_the_authors_signal_to_noise_test():
     _, rel = sampling.sample(shrink, (3, 1, 8, 8), relative_stop=True, **kw)
     _, ab = sampling.sample(shrink, (3, 1, 8, 8), **kw)
     for i in range(3):
-        steps, sig = int(rel["steps"][i]), rel["sigma"][i]
-        std = rel["trajectory"][1:steps + 1, i].flatten(1).std(1)  # y_t after step t = 1..steps
+        steps, sig = int(rel.steps[i]), rel.sigma[i]
+        std = rel.trajectory[1:steps + 1, i].flatten(1).std(1)  # y_t after step t = 1..steps
         hit = (sig <= 0.05 * std).nonzero()[:, 0]
         assert len(hit) and int(hit[0]) + 1 == steps  # it stops at the first step that passes the test
-        assert int(ab["steps"][i]) != steps  # the absolute test (sigma_t <= 0.05) stops elsewhere
+        assert int(ab.steps[i]) != steps  # the absolute test (sigma_t <= 0.05) stops elsewhere
 
 
 def test_no_row_calls_the_all_levels_fixed_step_the_demo():

@@ -492,7 +492,7 @@ def chapter6(preset):
 def test_chapter6_per_level_settings(preset):
     c = chapter6(preset)
     q, runs, floor = c["quality"], c["runs"], c["floor"]
-    calls = {k: [runs[k][1]["levels"][j]["calls"] for j in range(3)] for k in runs}
+    calls = {k: [runs[k][1].levels[j].calls for j in range(3)] for k in runs}
     # (the settings table's numbers are glued by the chapter: test_chapter6_settings_glued)
     # "three nets of that depth and width", receptive fields 5 (flat, conditionals) and 13 (low-pass)
     flat, ms = pretrained.shipped("flat_rf5"), c["ms"]
@@ -549,9 +549,9 @@ def test_chapter6_cost_batched_against_one_at_a_time():
     xb, ib = sampling.synthesize(ms, 8, generator=list(range(8)), **kw)
     single = [sampling.synthesize(ms, 1, generator=[i], **kw) for i in range(8)]
     for j in range(3):  # "the sum of the images' calls, a batch only as many as its slowest image"
-        steps = torch.tensor([int(i["levels"][j]["steps"][0]) for _, i in single])
-        assert ib["levels"][j]["calls"] == int(steps.max()) + 1
-        assert sum(i["levels"][j]["calls"] for _, i in single) == int((steps + 1).sum())
+        steps = torch.tensor([int(i.levels[j].steps[0]) for _, i in single])
+        assert ib.levels[j].calls == int(steps.max()) + 1
+        assert sum(i.levels[j].calls for _, i in single) == int((steps + 1).sum())
     assert (xb - torch.cat([x for x, _ in single])).abs().max() < 1e-4  # the same images
 
 
@@ -559,7 +559,7 @@ def test_chapter6_cost_batched_against_one_at_a_time():
 def test_chapter6_exercise1(h0):
     ms = pretrained.shipped("multiscale_rf5")
     _, i1 = sampling.synthesize(ms, 8, size=32, sigma0=1.0, h0=h0, beta=BETA, generator=list(range(8)))
-    for s in i1["levels"][0]["sigma"]:  # "more than half of each run" above 0.1
+    for s in i1.levels[0].sigma:  # "more than half of each run" above 0.1
         assert (s > 0.1).sum() > len(s) / 2
 
 
@@ -867,7 +867,7 @@ def test_chapter7_exercise4_spread_settings():
         est = out.view(len(faces), k, -1)
         err = (est - faces.flatten(1)[:, None]).square().mean().sqrt() / 2**0.5
         ratio.append((est.var(1).mean().sqrt() / err).item())
-        calls.append(info["calls"])
+        calls.append(info.calls)
     assert abs(ratio[1] - ratio[0]) < 0.1, ratio  # "a smaller step with beta = 0.1 changes the ratio little"
     assert ratio[2] > max(ratio[:2]) + 0.2 and ratio[2] < 1, ratio  # "spread the most"; "stays below 1"
     assert calls[2] > 2 * calls[0], calls  # "more than twice the calls"

@@ -200,7 +200,7 @@ def test_some_images_failed_exit_3(monkeypatch, capsys):
     def half_failed(model, shape, **kw):  # what sample() returns when images 0 and 2 diverged
         x = torch.rand(shape)
         x[[0, 2]] = float("nan")
-        return x, {"status": ["diverged", "converged", "diverged", "converged"], "calls": 7}
+        return x, sampling.Info(["diverged", "converged", "diverged", "converged"], calls=7)
 
     monkeypatch.setattr(sampling, "sample", half_failed)
     code, out, err = run(["sample", "flat_rf5", "--n", "4", "--out", str(TMP / "half")], capsys)
@@ -212,8 +212,8 @@ def test_some_images_failed_exit_3(monkeypatch, capsys):
 
 def test_every_image_failed_writes_nothing(monkeypatch, capsys):
     # images may fail at different levels of Algorithm 2 without sample() raising: the command counts them
-    monkeypatch.setattr(sampling, "synthesize", lambda model, n, **kw: (torch.full((n, 1, 32, 32), float("nan")), {
-        "status": ["diverged"] * n, "calls": 5}))
+    monkeypatch.setattr(sampling, "synthesize", lambda model, n, **kw: (torch.full((n, 1, 32, 32), float("nan")),
+                                                                        sampling.Info(["diverged"] * n, calls=5)))
     code, out, err = run(["sample", "multiscale_rf5", "--n", "2", "--out", str(TMP / "none")], capsys)
     assert code == 1 and "error: every image failed (2 of 2 diverged); nothing written" in err
     assert not list((TMP / "none").glob("*.pt"))

@@ -56,10 +56,10 @@ FIXED = dict(fixed_step=True, h0=0.02, beta=0.5)
 def test_gaussian_prior_moments():
     mu, C, lam, V = grid_prior()
     x, info = sample(GaussianDenoiser(mu, C), (400, 1, 8, 8), generator=0, mean=mu, **FIXED)
-    assert x.shape == (400, 1, 8, 8) and x.dtype == D and info["converged"].all()
+    assert x.shape == (400, 1, 8, 8) and x.dtype == D and info.status == ["converged"] * 400
     check_moments(x, mu, lam, V, 8)
-    s = info["sigma"][0]
-    assert len(s) == info["steps"][0] and s[-1] <= 0.01 < s[-2]
+    s = info.sigma[0]
+    assert len(s) == info.steps[0] and s[-1] <= 0.01 < s[-2]
 
 
 def reference(denoiser, y, h0=0.01, beta=0.1, sigma_final=0.01, g=None):
@@ -83,17 +83,17 @@ def test_matches_reference_loop_and_batching():
     den = GaussianDenoiser(mu, C)
     seeds = [3, 7, 11, 2]
     x, info = sample(den, (4, 1, 8, 8), generator=seeds)
-    assert len(set(info["steps"].tolist())) > 1  # the images stopped at different steps
+    assert len(set(info.steps.tolist())) > 1  # the images stopped at different steps
     for i, s in enumerate(seeds):
         xi, infoi = sample(den, (1, 1, 8, 8), generator=s)
-        assert infoi["steps"][0] == info["steps"][i]
+        assert infoi.steps[0] == info.steps[i]
         torch.testing.assert_close(xi[0], x[i], atol=1e-12, rtol=0)
         g = torch.Generator().manual_seed(s)
         y0 = 0.5 + torch.randn(1, 1, 8, 8, generator=g, dtype=D)
         ref, sig = reference(den, y0, g=g)
         torch.testing.assert_close(ref[0], x[i], atol=1e-12, rtol=0)
-        torch.testing.assert_close(info["sigma"][i], torch.tensor(sig, dtype=D), atol=1e-12, rtol=0)
-    assert info["calls"] == int(info["steps"].max()) + 1
+        torch.testing.assert_close(info.sigma[i], torch.tensor(sig, dtype=D), atol=1e-12, rtol=0)
+    assert info.calls == int(info.steps.max()) + 1
 
 
 def test_seeds_reproducible():
@@ -198,12 +198,12 @@ def test_errors_and_guards():
         block_average(3).forward(torch.zeros(1, 1, 8, 8))
     with pytest.warns(UserWarning, match="max_steps"):
         x, info = sample(den, (2, 1, 8, 8), max_steps=5, generator=0, record_every=2)
-    assert torch.isfinite(x).all() and (info["steps"] == 5).all() and not info["converged"].any()
-    assert info["trajectory"].shape == (3, 2, 1, 8, 8) and info["calls"] == 6
-    assert info["status"] == ["max_steps"] * 2
+    assert torch.isfinite(x).all() and (info.steps == 5).all()
+    assert info.trajectory.shape == (3, 2, 1, 8, 8) and info.calls == 6
+    assert info.status == ["max_steps"] * 2
     with pytest.warns(UserWarning, match="first step"):  # an identity "denoiser": the result is the initial noise
         x, info = sample(lambda y: y, (2, 1, 8, 8), generator=0, dtype=D)
-    assert info["status"] == ["converged"] * 2 and (info["steps"] == 1).all()
+    assert info.status == ["converged"] * 2 and (info.steps == 1).all()
 
 
 def test_one_diverging_image_does_not_lose_the_batch():
@@ -215,12 +215,11 @@ def test_one_diverging_image_does_not_lose_the_batch():
     flag = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=D).view(4, 1)
     with pytest.warns(UserWarning, match="1 of 4 images diverged"):
         x, info = sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2])
-    assert info["status"] == ["converged", "converged", "diverged", "converged"]
-    assert torch.isnan(x[2]).all() and info["sigma_t"][2] > 10 and not info["converged"][2]
-    assert info["sigma"][2][-1] == info["sigma_t"][2] and len(info["sigma"][2]) == info["steps"][2]
+    assert info.status == ["converged", "converged", "diverged", "converged"]
+    assert torch.isnan(x[2]).all() and info.sigma[2][-1] > 10 and len(info.sigma[2]) == info.steps[2]
     ref, ref_info = sample(den, (3, 1, 8, 8), generator=[3, 7, 2])
     torch.testing.assert_close(x[[0, 1, 3]], ref, atol=1e-12, rtol=0)
-    assert torch.equal(info["steps"][[0, 1, 3]], ref_info["steps"])
+    assert torch.equal(info.steps[[0, 1, 3]], ref_info.steps)
     with pytest.raises(RuntimeError, match="image 2: sigma_t"):
         sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2], strict=True)
     with pytest.raises(RuntimeError, match="diverged for 2 of 2 images"):
@@ -249,9 +248,9 @@ def test_synthesize_gaussian():
     ms = SimpleNamespace(levels=1, wavelet="haar", normalize="average", low=GaussianDenoiser(mL.view(1, 4, 4), CLL),
                          conditionals=[ConditionalGaussian(mD - Bm @ mL, Bm, CDD - Bm @ CDL.T)])
     x, info = synthesize(ms, 400, size=8, generator=0, fixed_step=True, h0=[0.02, 0.02], beta=[0.5, 0.5])
-    assert x.shape == (400, 1, 8, 8) and set(info["levels"]) == {0, 1}
-    assert info["calls"] == info["levels"][0]["calls"] + info["levels"][1]["calls"]
-    assert info["status"] == ["converged"] * 400
+    assert x.shape == (400, 1, 8, 8) and set(info.levels) == {0, 1}
+    assert info.calls == info.levels[0].calls + info.levels[1].calls
+    assert info.status == ["converged"] * 400
     check_moments(x, mu, lam, V, 8)
 
 
@@ -266,7 +265,7 @@ def test_synthesize_draws_the_channels_of_its_low_pass_net():
     zero = lambda low, y: torch.zeros_like(y)
     ms = SimpleNamespace(levels=1, wavelet="haar", normalize="average", low=Mean(), conditionals=[zero])
     x, info = synthesize(ms, 2, size=8, generator=0)
-    assert x.shape == (2, 3, 8, 8) and info["status"] == ["converged"] * 2
+    assert x.shape == (2, 3, 8, 8) and info.status == ["converged"] * 2
     torch.testing.assert_close(x, torch.full_like(x, 0.5), atol=0.05, rtol=0)  # sigma_final 0.01
 
 
@@ -289,7 +288,7 @@ def test_super_resolve_oracle_reconstructs():
 
     ms = SimpleNamespace(levels=2, wavelet="haar", normalize="average", conditionals=[Oracle(0), Oracle(1)])
     out, info = super_resolve(ms, lows[2], generator=[1, 2], beta=[0.5, 0.3, 0.1])
-    torch.testing.assert_close(info["lows"][1], lows[1])
+    torch.testing.assert_close(info.lows[1], lows[1])
     torch.testing.assert_close(out, x)
     from mslcp.wavelets import reconstruct
     torch.testing.assert_close(reconstruct(lows[2], [details[0], details[1]], "haar", normalize="average"), x)
@@ -306,13 +305,13 @@ def test_super_resolve_stops_a_diverged_image():
     lows[1] += 10
     with pytest.warns(UserWarning, match="1 of 3 images diverged"):
         x, info = super_resolve(ms, lows, generator=[1, 2, 3])
-    assert info["levels"][1]["status"] == ["converged", "diverged", "converged"]
-    assert info["levels"][0]["status"] == ["converged", "skipped", "converged"]
-    assert info["status"] == ["converged", "diverged", "converged"] and info["levels"][0]["steps"][1] == 0
+    assert info.levels[1].status == ["converged", "diverged", "converged"]
+    assert info.levels[0].status == ["converged", "skipped", "converged"]
+    assert info.status == ["converged", "diverged", "converged"] and info.levels[0].steps[1] == 0
     assert torch.isnan(x[1]).all() and torch.isfinite(x[[0, 2]]).all()
     ref, ref_info = super_resolve(ms, lows[[0, 2]], generator=[1, 3])
     torch.testing.assert_close(x[[0, 2]], ref, atol=1e-12, rtol=0)
-    assert ref_info["status"] == ["converged"] * 2
+    assert ref_info.status == ["converged"] * 2
 
 
 def test_stopping_level_against_an_independent_computation():
