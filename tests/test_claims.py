@@ -7,7 +7,6 @@ once and a retrained checkpoint that no longer matches the words fails here, to 
 tests of chapter 6, of chapter 7's exercises and of the shipped nets' structure still compute with the chapters'
 settings.
 """
-import functools
 import math
 import os
 import re
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mslcp import analysis, data, metrics, nets, pretrained, recipes, sampling, toy, wavelets
+from mslcp import analysis, data, metrics, nets, pretrained, recipes, sampling, toy
 from conftest import needs_halfres  # tests/conftest.py
 import train_throughput  # benchmarks/, on the path by tests/conftest.py (the benchmark's FLOP count)
 
@@ -154,8 +153,7 @@ def test_chapter4_exercise_solutions(glued):
 
 # --- chapter 5 ---
 
-SIGMAS5 = (0.05, 0.1, 0.2, 0.4, 0.8)  # chapter 5's noise levels
-FLAT_RF5, MS_RF5, SMALL_RF5 = (5, 9, 13, 17), (5, 9, 13), 13  # chapter 5's small nets; RF of its locality figure
+FLAT_RF5, MS_RF5 = (5, 9, 13, 17), (5, 9, 13)  # chapter 5's small nets
 _WEIGHTS = Path(os.environ.get("MSLCP_WEIGHTS") or Path(__file__).parents[1] / ".." / "shared" / "reference-weights")
 needs_weights = pytest.mark.skipif(not (_WEIGHTS / pretrained.relpath(160, 43, None)).exists(),
                                    reason=f"the authors' weights are not in {_WEIGHTS.resolve()} (MSLCP_WEIGHTS)")
@@ -399,154 +397,96 @@ def test_chapter5_real_face_table_is_measured(tmp_path):
 
 # --- chapter 6 ---
 
-CH6 = {"cpu": dict(h0=0.05, n=64, n_in=4, per=8), "gpu": dict(h0=0.01, n=64, n_in=8, per=16)}  # its presets
-SIGMA0, BETA = (0.1, 0.1, 1.0), (0.1, 0.1, 0.5)  # chapter 6's per-level settings
+CH6 = "06_synthesis"
+CH6_FLATS = ("flat RF 5, β = 0.5", "flat RF 5, β = 0.1")  # the rows of chapter 6's quality table
 
 
-@functools.lru_cache(maxsize=None)
-def chapter6(preset):
-    """Chapter 6's runs with its settings (shipped 32x32 models, per-image seeds)."""
-    h0, n = CH6[preset]["h0"], CH6[preset]["n"]
-    torch.set_num_threads(1)
-    faces = data.synthetic_faces(2048 + n, 32, seed=0)
-    reference, training = faces[:2048], faces[2048:]
-    held_out = data.synthetic_faces(n, 32, seed=2)
-    ms, flat = pretrained.shipped("multiscale_rf5"), pretrained.shipped("flat_rf5")
-    seeds = list(range(n))
-    runs = {name: sampling.synthesize(ms, n, size=32, h0=h0, generator=seeds, sigma0=s0, beta=b)
-            for name, s0, b in (("paper", 1.0, 0.1), ("sigma0", SIGMA0, 0.1), ("chosen", SIGMA0, BETA),
-                                ("beta 0.5", SIGMA0, 0.5))}
-    with torch.no_grad():
-        floor = float(((flat(reference[:64]) - reference[:64]).flatten(1).norm(dim=1) / 32).mean())
-    flats = {b: sampling.sample(flat, (n, 1, 32, 32), h0=h0, beta=b, sigma_final=max(0.01, 1.5 * floor),
-                                generator=seeds)[0] for b in (0.1, 0.5)}
-    rows = {"training": training, "held-out": held_out, "ms": runs["chosen"][0], "flat 0.5": flats[0.5],
-            "flat 0.1": flats[0.1]}
-    quality = {k: metrics.sample_distance(x, reference) for k, x in rows.items()}
-    quality.update({k: metrics.sample_distance(runs[k][0], reference) for k in ("paper", "sigma0", "beta 0.5")})
-    return dict(reference=reference, held_out=held_out, ms=ms, runs=runs, rows=rows, quality=quality,
-                floor=max(quality["training"]["total"], quality["held-out"]["total"]))
-
-
-@pytest.mark.parametrize("preset", ["cpu", "gpu"])
-def test_chapter6_per_level_settings(preset):
-    c = chapter6(preset)
-    q, runs, floor = c["quality"], c["runs"], c["floor"]
-    calls = {k: [runs[k][1]["levels"][j]["calls"] for j in range(3)] for k in runs}
+def test_chapter6_per_level_settings(glued):
     # (the settings table's numbers are glued by the chapter: test_chapter6_settings_glued)
     # "three nets of that depth and width", receptive fields 5 (flat, conditionals) and 13 (low-pass)
-    flat, ms = pretrained.shipped("flat_rf5"), c["ms"]
+    flat, ms = pretrained.shipped("flat_rf5"), pretrained.shipped("multiscale_rf5")
     for net, rf in ((flat, 5), (ms.low, 13), *((cond, 5) for cond in ms.conditionals)):
         assert (len(net.config["kernel_sizes"]), net.config["width"], nets.receptive_field(net)) == (8, 32, rf)
     # exercise 2: beta = 0.5 everywhere, "about half the calls" of the details, distance within the floor
-    ratio = sum(calls["beta 0.5"][:2]) / sum(calls["chosen"][:2])
-    assert 0.35 < ratio < 0.65 and abs(q["beta 0.5"]["total"] - q["ms"]["total"]) < floor, ratio
+    ex2, q = _value(glued, CH6, "ch6-solutions")["ex2"], _value(glued, CH6, "ch6-quality")
+    ratio = sum(ex2["calls"][:2]) / sum(ex2["chosen"][:2])
+    floor = float(glued(f"book/{CH6}")["ch6-floor"])
+    assert 0.35 < ratio < 0.65 and abs(ex2["total"] - q["multi-scale RF 5"]["total"]) < floor, (ratio, ex2)
 
 
-@pytest.mark.parametrize("preset", ["cpu", "gpu"])
-def test_chapter6_sample_quality(preset):
-    c = chapter6(preset)
-    q, rows, reference = c["quality"], c["rows"], c["reference"]
-    total = {k: v["total"] for k, v in q.items()}
-    assert max(total["training"], total["held-out"]) < total["ms"] < min(total["flat 0.5"], total["flat 0.1"])
-    for f in ("flat 0.5", "flat 0.1"):
-        assert q[f]["layout"] > 1 > 0.5 > q["ms"]["layout"], f  # flat: "a distance above 1 with either beta"
-        assert q[f]["kurtosis 0"] > q["ms"]["kurtosis 0"] and q[f]["kurtosis 1"] > q["ms"]["kurtosis 1"], f
-    for s in q["ms"]:  # "closer to the faces than either flat run in every statistic but one, level 1's energy"
+def test_chapter6_sample_quality(glued):
+    q = _value(glued, CH6, "ch6-quality")
+    ms, total = q["multi-scale RF 5"], {k: v["total"] for k, v in q.items()}
+    assert max(total["training faces"], total["held-out faces"]) < total["multi-scale RF 5"] < min(
+        total[f] for f in CH6_FLATS), total
+    for f in CH6_FLATS:
+        assert q[f]["layout"] > 1 > 0.5 > ms["layout"], f  # flat: "a distance above 1 with either beta"
+        assert q[f]["kurtosis 0"] > ms["kurtosis 0"] and q[f]["kurtosis 1"] > ms["kurtosis 1"], f
+    for s in ms:  # "closer to the faces than either flat run in every statistic but one, level 1's energy"
         if s != "total":
-            assert (q["ms"][s] < min(q["flat 0.5"][s], q["flat 0.1"][s])) == (s != "log energy 1"), s
-    assert rows["ms"].mean((1, 2, 3)).std() > reference.mean((1, 2, 3)).std()  # brightness "varies more"
-    median = lambda x: metrics.image_statistics(x, reference.mean(0), 3)["log energy 0"].median()
-    for k in ("ms", "flat 0.5", "flat 0.1"):  # largest discrepancy: finest energy, "too low"
+            assert (ms[s] < min(q[f][s] for f in CH6_FLATS)) == (s != "log energy 1"), s
+    per = _value(glued, CH6, "ch6-per-image")
+    assert per["brightness std"]["multi-scale RF 5"] > per["brightness std"]["training data"]  # "varies more"
+    median = per["median log energy 0"]
+    for k in ("multi-scale RF 5", *CH6_FLATS):  # largest discrepancy: finest energy, "too low"
         assert max(q[k], key=lambda s: -1 if s == "total" else q[k][s]) == "log energy 0", k
-        assert median(rows[k]) < median(reference), k
+        assert median[k] < median["training data"], k
 
 
-@pytest.mark.parametrize("preset", ["cpu", "gpu"])
-def test_chapter6_super_resolution(preset):
-    c, s = chapter6(preset), CH6[preset]
-    n_in, per = s["n_in"], s["per"]
-    x = c["held_out"][:n_in]
-    low = wavelets.decompose(x, 2, normalize="average")[0]
-    sr, _ = sampling.super_resolve(c["ms"], low.repeat_interleave(per, 0), sigma0=SIGMA0, h0=s["h0"], beta=BETA,
-                                   generator=list(range(n_in * per)))
-    again = wavelets.decompose(sr, 2, normalize="average")[0]
-    assert (again - low.repeat_interleave(per, 0)).abs().max() < 1e-5  # "up to float rounding"
-    sr = sr.view(n_in, per, 1, 32, 32)
-    p_bicubic = metrics.psnr(torch.nn.functional.interpolate(low, scale_factor=4, mode="bicubic"), x).mean()
-    p_sample = metrics.psnr(sr.flatten(0, 1), x.repeat_interleave(per, 0)).mean()
-    p_mean = metrics.psnr(sr.mean(1), x).mean()
+def test_chapter6_super_resolution(glued):
+    sr = _value(glued, CH6, "ch6-sr")
+    assert sr["low_error"] < 1e-5  # "up to float rounding"
+    p_bicubic, p_sample, p_mean = sr["psnr"].values()
+    assert list(sr["psnr"]) == ["bicubic", "one sample", f"mean of {sr['per']} samples"]
     assert p_mean > p_sample > p_bicubic  # both beat bicubic
-    err_mean = (sr.mean(1) - x).square().mean().sqrt()
-    assert sr.std(1).mean() < err_mean / 3  # "several times smaller than the error of their mean"
-    gap = 10 * math.log10(2 / (1 + 1 / per))
+    assert sr["std"] < sr["mean_error"] / 3  # "several times smaller than the error of their mean"
+    gap = 10 * math.log10(2 / (1 + 1 / sr["per"]))
     assert p_mean - p_sample < gap / 2  # "far smaller" than for exact posterior samples
 
 
-def test_chapter6_cost_batched_against_one_at_a_time():
-    ms = pretrained.shipped("multiscale_rf5")
-    kw = dict(size=32, sigma0=SIGMA0, h0=0.05, beta=BETA)
-    xb, ib = sampling.synthesize(ms, 8, generator=list(range(8)), **kw)
-    single = [sampling.synthesize(ms, 1, generator=[i], **kw) for i in range(8)]
-    for j in range(3):  # "the sum of the images' calls, a batch only as many as its slowest image"
-        steps = torch.tensor([int(i["levels"][j]["steps"][0]) for _, i in single])
-        assert ib["levels"][j]["calls"] == int(steps.max()) + 1
-        assert sum(i["levels"][j]["calls"] for _, i in single) == int((steps + 1).sum())
-    assert (xb - torch.cat([x for x, _ in single])).abs().max() < 1e-4  # the same images
+def test_chapter6_cost_batched_against_one_at_a_time(glued):
+    c = _value(glued, CH6, "ch6-cost")
+    for j, (batched, steps, single) in enumerate(zip(c["batched"], c["steps"], c["single"])):
+        # "the sum of the images' calls, a batch only as many as its slowest image"
+        assert batched == max(steps) + 1 and single == sum(s + 1 for s in steps), (j, c)
+    assert c["difference"] < 1e-4  # the same images
 
 
-@pytest.mark.parametrize("h0", [0.05, 0.01])
-def test_chapter6_exercise1(h0):
-    ms = pretrained.shipped("multiscale_rf5")
-    _, i1 = sampling.synthesize(ms, 8, size=32, sigma0=1.0, h0=h0, beta=BETA, generator=list(range(8)))
-    for s in i1["levels"][0]["sigma"]:  # "more than half of each run" above 0.1
-        assert (s > 0.1).sum() > len(s) / 2
+def test_chapter6_exercise1(glued):
+    for above, steps in _value(glued, CH6, "ch6-solutions")["ex1"]:  # "more than half of each run" above 0.1
+        assert above > steps / 2, (above, steps)
 
 
-def test_chapter6_exercise3():
-    c = chapter6("cpu")  # exercise 3: what the measure sees in degraded held-out faces
-    reference, x = c["reference"], c["held_out"]
-    dist = lambda y: metrics.sample_distance(y, reference)
-    low, details = wavelets.decompose(x, 1)
-    blurred = dist(wavelets.reconstruct(low, [torch.zeros_like(details[0])]))
-    noisy_x = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    noisy, base = dist(noisy_x), dist(x)
-    worst = lambda d: max((k for k in d if k != "total"), key=d.get)
-    assert worst(blurred) == "log energy 0" and worst(noisy) == "log energy 0"
-    kurt = lambda y: metrics.image_statistics(y, reference.mean(0), 3)["kurtosis 0"].median()
-    assert abs(kurt(noisy_x) - 3) < abs(kurt(x) - 3)  # "pulls its kurtosis towards 3"
-    darker = dist(0.7 * x)
+def test_chapter6_exercise3(glued):
+    """Exercise 3: what the measure sees in degraded held-out faces."""
+    g = _value(glued, CH6, "ch6-solutions")
+    d, kurt = g["ex3"], g["ex3 kurtosis 0"]
+    base, darker, flipped = d["held-out"], d["darker"], d["upside down"]
+    worst = lambda q: max((k for k in q if k != "total"), key=q.get)
+    assert worst(d["blurred"]) == "log energy 0" and worst(d["noisy"]) == "log energy 0"
+    assert abs(kurt["noisy"] - 3) < abs(kurt["held-out"] - 3)  # "pulls its kurtosis towards 3"
     for k in base:  # a gain: layout and kurtosis exactly as they were; mean, contrast, energies move
         if k.startswith("kurtosis") or k == "layout":
             assert abs(darker[k] - base[k]) < 1e-4, k
         elif k != "total":
             assert darker[k] > base[k] + 0.5, k
-    flipped = dist(x.flip(-2))  # upside down: "changes only the layout score"
+    # upside down: "changes only the layout score"
     assert all(abs(flipped[k] - base[k]) < 1e-4 for k in base if k not in ("layout", "total"))
     assert flipped["layout"] > base["layout"] + 0.3
 
 
-@pytest.mark.parametrize("preset", ["cpu", "gpu"])
-def test_chapter6_equal_capacity_pairs(preset):
-    c, h0, n = chapter6(preset), CH6[preset]["h0"], CH6[preset]["n"]
-    reference, seeds = c["reference"], list(range(n))
+def test_chapter6_equal_capacity_pairs(glued):
     ms5 = pretrained.shipped("multiscale_rf5")
-    for rf in (9, 13):
+    for rf in (9, 13):  # depth 8, width 32; the rf-9 and rf-13 models reuse the rf-5 model's low-pass net
         ms, flat = pretrained.shipped(f"multiscale_rf{rf}"), pretrained.shipped(f"flat_rf{rf}")
         assert all(torch.equal(a, b) for a, b in zip(ms.low.state_dict().values(), ms5.low.state_dict().values()))
-        for net, r in ((flat, rf), *((cond, rf) for cond in ms.conditionals)):  # depth 8, width 32
-            assert (len(net.config["kernel_sizes"]), net.config["width"], nets.receptive_field(net)) == (8, 32, r)
-        with torch.no_grad():
-            floor = float(((flat(reference[:64]) - reference[:64]).flatten(1).norm(dim=1) / 32).mean())
-        q_ms = metrics.sample_distance(sampling.synthesize(ms, n, size=32, sigma0=SIGMA0, h0=h0, beta=BETA,
-                                                           generator=seeds)[0], reference)
-        for beta in (0.5, 0.1):
-            x = sampling.sample(flat, (n, 1, 32, 32), h0=h0, beta=beta, sigma_final=max(0.01, 1.5 * floor),
-                                generator=seeds)[0]
-            q = metrics.sample_distance(x, reference)
-            assert q_ms["total"] < q["total"] and q["layout"] > 1 > 0.5 > q_ms["layout"], (rf, beta)
-    q = c["quality"]  # and RF 5, from the chapter's main runs
-    assert q["ms"]["total"] < min(q["flat 0.5"]["total"], q["flat 0.1"]["total"]) and q["ms"]["layout"] < 0.5
+        for net in (flat, *ms.conditionals):
+            assert (len(net.config["kernel_sizes"]), net.config["width"], nets.receptive_field(net)) == (8, 32, rf)
+    g = glued(f"book/{CH6}")
+    v = {k[len("ch6-pair-"):]: float(x) for k, x in g.items() if k.startswith("ch6-pair-") and k != "ch6-pair-text"}
+    # every multi-scale model (RF 5, 9, 13) closer to the faces than every flat run, with a layout far closer
+    assert v["ms-total-max"] < v["flat-total-min"], v
+    assert v["flat-layout-min"] > 1 > 0.5 > v["ms-layout-max"], v
 
 
 def test_chapter6_settings_glued(glued):
