@@ -32,6 +32,14 @@ def _value(glued, chapter, name):
     return ast.literal_eval(glued(f"book/{chapter}")[name])
 
 
+def _json(glued_text):
+    """A value the chapter glued as json.dumps(...) (a str, whose plain-text form is its repr)."""
+    import ast
+    import json
+
+    return json.loads(ast.literal_eval(glued_text))
+
+
 def test_intro_exercise2_psnr_of_noise(glued):
     """Intro, exercise 2: the noisy images' PSNR is -20 log10(sigma) up to "about a tenth of a dB"."""
     dev = _value(glued, "intro", "intro-psnr-deviation")
@@ -186,29 +194,19 @@ def test_chapter5_receptive_fields_of_the_small_nets():
         assert all(torch.equal(a, low[k]) for k, a in m.low.state_dict().items())
 
 
-@needs_weights
-def test_chapter5_locality_of_the_authors_nets(authors):
-    x = data.astronaut()
-    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    pixels, radii = [(64, 64), (64, 96), (96, 64), (96, 96)], range(22)
-    flat, ms = pretrained.paper_flat(43), pretrained.paper_multiscale(43)
-    for s in (0.1, 0.4):
-        y = x + s * z
-        e_flat = analysis.energy_within(analysis.jacobian_rows(flat, y, pixels), pixels, radii)
-        e_cond = [analysis.conditional_locality(ms.conditionals[j], x, y, j, pixels, radii) for j in (0, 1)]
+def test_chapter5_locality_of_the_authors_nets(glued):
+    """The locality of the authors' RF-43 nets on the astronaut, as chapter 5 measured it, against its words."""
+    g = glued("book/05_receptive_fields")
+    if "ch5-paper-locality" not in g:
+        pytest.skip("the build had no authors' weights, so chapter 5 did not measure their locality")
+    radius = lambda e: analysis.radius(torch.tensor(e), range(len(e)))
+    for s, curves in _json(g["ch5-paper-locality"]).items():
+        e_flat, e_cond = curves["flat"], [curves[f"conditional, level {j}"] for j in (0, 1)]
         # key points: the conditional nets' weights concentrate near their pixel (in their own grid), RF 43
-        assert max(analysis.radius(e, radii) for e in e_cond) <= 4 < analysis.radius(e_flat, radii), s
+        assert max(radius(e) for e in e_cond) <= 4 < radius(e_flat), s
         assert all(1 - e[4] < 0.5 * (1 - e_flat[4]) for e in e_cond), s  # less energy outside the 9x9 window
         # in image pixels, level 0 reaches "the same as" the flat net
-        assert 2 * analysis.radius(e_cond[0], radii) == analysis.radius(e_flat, radii), s
-
-
-def _json(glued_text):
-    """A value the chapter glued as json.dumps(...) (a str, whose plain-text form is its repr)."""
-    import ast
-    import json
-
-    return json.loads(ast.literal_eval(glued_text))
+        assert 2 * radius(e_cond[0]) == radius(e_flat), s
 
 
 @needs_weights
@@ -302,22 +300,19 @@ def test_chapter5_real_faces_pair_and_lowpass(glued):
     assert d[0] > 0.5 and u[0] < t["noisy"][0] < q[0] and d[3] < 0 and d[4] < 0
 
 
-def test_chapter5_exercises():
-    n, a = 64, 0.9  # exercise 1: the Gaussian chain is Markov, the Wiener filter's 95% radius grows with sigma
-    k = torch.arange(n)
-    C = a ** (k[:, None] - k).abs().double()
-    assert torch.linalg.inv(C)[(k[:, None] - k).abs() > 1].abs().max() < 1e-12
-    for sigma, r95 in ((0.1, 0), (0.3, 1), (1.0, 3)):
-        W = C @ torch.linalg.inv(C + sigma**2 * torch.eye(n, dtype=torch.float64))
-        assert analysis.radius(analysis.energy_within(W[32].view(1, 1, 1, 1, n), [(0, 32)], range(20)), range(20)) == r95
+def test_chapter5_exercises(glued):
+    """Exercise 1: the Gaussian chain is Markov, the Wiener filter's 95% radius grows with sigma; exercise 3: the
+    centre output of multiscale_rf5 depends on every pixel (the solutions' numbers, as the chapter computed them)."""
+    g = _json(glued("book/05_receptive_fields")["ch5-solutions"])
+    chain = g["ex1"]
+    assert chain["off-tridiagonal"] < 1e-12  # "below 10^-12": tridiagonal
+    for sigma, r95 in (("0.1", 0), ("0.3", 1), ("1.0", 3)):
+        assert chain[sigma]["r95"] == r95, sigma
         # "every entry non-zero, decaying geometrically": within distance 10 (further out the entries fall below
         # float64 rounding of the inverse, and some come out exactly 0)
-        row = W[32, 22:43].abs()
-        assert (row > 1e-15).all() and (row[11:] < row[10:-1]).all()
-    model = pretrained.shipped("multiscale_rf5")  # exercise 3: the centre output depends on every pixel
-    x = data.synthetic_faces(1, 32, seed=2)
-    y = x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    assert (analysis.jacobian_rows(model, y, [(16, 16)])[0, 0, 0] != 0).all()
+        row = torch.tensor(chain[sigma]["row"])[22:43]
+        assert (row > 1e-15).all() and (row[11:] < row[10:-1]).all(), sigma
+    assert g["ex3 zero entries"] == 0  # "the centre output depends on all 1024 pixels"
 
 
 @needs_weights
