@@ -304,10 +304,11 @@ def test_exercises_are_numbered_with_linked_solutions(build):
         assert page.count('class="solution dropdown admonition"') == solutions, chapter
 
 
-@pytest.mark.parametrize("chapter, kernel", [("book/03_sampling", "algorithm1"), ("book/06_synthesis", "synthesize")])
-def test_chapters_show_the_sampler_they_call(build, chapter, kernel):
-    """Chapters 3 (Algorithm 1) and 6 (Algorithm 2) include the library's source of the function they call (a
-    literalinclude of mslcp/sampling.py): its def line is on the rendered page."""
+@pytest.mark.parametrize("chapter, kernel", [("book/03_sampling", "algorithm1"), ("book/06_synthesis", "synthesize"),
+                                            ("book/02_bias_free", "residual"), ("book/04_wavelets", "dwt2")])
+def test_chapters_show_the_code_they_teach(build, chapter, kernel):
+    """Chapters 3 (Algorithm 1), 6 (Algorithm 2), 2 (the bias-free net) and 4 (the wavelet step) include the
+    library's source of the function they teach (a literalinclude): its def line is on the rendered page."""
     assert build[0] == 0, "the book did not build (see the test above)"
     text = re.sub(r"<[^>]+>", "", (HTML / f"{chapter}.html").read_text())
-    assert f"def {kernel}(" in text, f"{chapter}: the page does not show the source of sampling.{kernel}"
+    assert f"def {kernel}(" in text, f"{chapter}: the page does not show the source of {kernel}"
