@@ -190,7 +190,6 @@ def _randn(gen, idx, shape, y):
     return torch.randn(len(idx), *shape, generator=gen, device=y.device, dtype=y.dtype)
 
 
-
 def ascending(h0):
     """The paper's step sizes h_t = h0 t / (1 + h0 (t-1)), t = 1, 2, ...: from h0 towards 1."""
     return lambda t: h0 * t / (1 + h0 * (t - 1))
@@ -220,9 +219,9 @@ def constrained(f, measure, m):
     return g
 
 
-def _why(sigma, drift, sigma0):
+def _why(sigma, drift, sigma0, bound):
     return ("the denoiser returned non-finite values" if not torch.isfinite(sigma) else
-            f"y drifted to rms {float(drift):.4g} from mean (limit {10 * max(sigma0, 1.0):g})" if sigma <= 10 * sigma0
+            f"y drifted to rms {float(drift):.4g} from mean (limit {bound:g})" if sigma <= 10 * sigma0
             else f"sigma_t={float(sigma):.3g} > 10*sigma0={10 * sigma0:g}")
 
 
@@ -251,7 +250,7 @@ def algorithm1(f, y, noise, step, *, beta=0.1, sigma_final=0.01, max_steps=10_00
         bad = ~torch.isfinite(sigma) | (sigma > 10 * sigma0) | ~(drift <= bound)
         if bad.any():
             i = int(bad.nonzero()[0])
-            first = first or f"image {int(active[i])}: {_why(sigma[i], drift[i], sigma0)} at step {t + int(live[i])}"
+            first = first or f"image {int(active[i])}: {_why(sigma[i], drift[i], sigma0, bound)} at step {t + int(live[i])}"
             failed[active[bad]] = True
         out[active[done & ~bad]] = (ya + r)[done & ~bad]  # x_hat(y_T) = y_T + f(y_T)
         if live.any():

@@ -10,9 +10,10 @@ BENCH = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))  # the benchmark scripts, importable by the tests that check them
 
 # the half-resolution CelebA copy ($MSLCP_HALFRES, set by .ci/setup when ../shared has it): the real-face tests need it
-HALFRES = data.halfres_root() is not None and (data.halfres_root() / "img_align_celeba").is_dir()
-needs_halfres = pytest.mark.skipif(not HALFRES, reason=f"no half-resolution CelebA copy at MSLCP_HALFRES="
-                                   f"{data.halfres_root()}")
+HALFRES_ROOT = data.halfres_root()
+HALFRES = HALFRES_ROOT is not None and (HALFRES_ROOT / "img_align_celeba").is_dir()
+needs_halfres = pytest.mark.skipif(not HALFRES,
+                                   reason=f"no half-resolution CelebA copy at MSLCP_HALFRES={HALFRES_ROOT}")
 
 
 def assert_refused(case):
