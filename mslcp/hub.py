@@ -30,6 +30,10 @@ def check(path, sha: str) -> Path:
     return Path(path)
 
 
+class Unreachable(RuntimeError):
+    """A download failed: offline, or the server did not answer."""
+
+
 def fetch(url: str, dest, sha: str | None = None) -> Path:
     """Return `dest`, downloading `url` there first if it is missing.
 
@@ -52,7 +56,7 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
                     while block := r.read(1 << 20):
                         out.write(block)
             except OSError as e:
-                raise RuntimeError(f"could not download {url}: {e}") from e
+                raise Unreachable(f"could not download {url}: {e}") from e
         if sha is not None and (got := sha256(tmp)) != sha:
             raise RuntimeError(f"download of {url} has SHA-256 {got}, expected {sha}")
         os.replace(tmp, dest)

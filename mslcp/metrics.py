@@ -137,3 +137,12 @@ def sample_distance(x: torch.Tensor, data: torch.Tensor, levels: int = 3) -> dic
     out = {k: float(wasserstein1d(sx[k], sd[k]) / sd[k].std().clamp_min(1e-12)) for k in sd}
     out["total"] = sum(out.values()) / len(sd)
     return out
+
+
+def edge_share(samples: torch.Tensor, image: torch.Tensor, top: float = 0.1) -> float:
+    """The share of the per-pixel variance of `samples` (k, 1, H, W) that lies on the `top` fraction of pixels where
+    `image` (1, H, W) has the largest gradient: `top` itself if the variance were spread evenly."""
+    gy, gx = torch.gradient(image[0])
+    g = (gx**2 + gy**2).flatten()
+    var = samples.flatten(1).var(0)
+    return (var[g >= g.quantile(1 - top)].sum() / var.sum()).item()

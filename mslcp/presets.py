@@ -19,19 +19,37 @@ class Preset:
     n_test: int  # held-out images for PSNR curves
     n_samples: int  # images drawn per sampling experiment
     h0: float  # Algorithm 1 initial step size (paper: 0.01; larger is faster and rougher)
+    paper_h0: float  # h0 with the authors' large nets (sections 6.1 and 7.1): the paper's 0.01 on a GPU
+    sr_images: int  # chapter 6: held-out faces super-resolved, with sr_samples samples of each
+    sr_samples: int
+    paper_constrained: int  # section 7.1: constrained samples per image with the authors' nets
+    assignment: dict  # chapter 8: width, depth, rfs (receptive fields), steps, batch and n_train of each net
 
     def __post_init__(self):
         if self.data not in ("synthetic", "celeba"):
             raise ValueError(f"preset data must be 'synthetic' or 'celeba', got {self.data!r}")
         for f in ("image_size", "n_test", "n_samples"):
             check_int(f"preset {f}", getattr(self, f), 1)
-        if isinstance(self.h0, bool) or not isinstance(self.h0, (int, float)) or not 0 < self.h0 <= 1:
-            raise ValueError(f"preset h0 must be a number with 0 < h0 <= 1, got {self.h0!r}")
+        for f in ("h0", "paper_h0"):
+            h = getattr(self, f)
+            if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h <= 1:
+                raise ValueError(f"preset {f} must be a number with 0 < {f} <= 1, got {h!r}")
+        for f in ("sr_images", "sr_samples", "paper_constrained"):
+            check_int(f"preset {f}", getattr(self, f), 1)
+        if not isinstance(self.assignment, dict) or set(self.assignment) != set(ASSIGNMENT_KEYS):
+            raise ValueError(f"preset assignment must be a dict with the keys {', '.join(ASSIGNMENT_KEYS)}, got "
+                             f"{self.assignment!r}")
+        object.__setattr__(self, "assignment", dict(self.assignment))  # a chapter's edits stay its own
 
 
-PRESETS = {
-    "cpu": dict(data="synthetic", image_size=32, n_test=64, n_samples=4, h0=0.05),
-    "gpu": dict(data="celeba", image_size=160, n_test=100, n_samples=16, h0=0.01),
+ASSIGNMENT_KEYS = ("width", "depth", "rfs", "steps", "batch", "n_train")
+PRESETS = {  # every size a chapter takes from its preset is here
+    "cpu": dict(data="synthetic", image_size=32, n_test=64, n_samples=4, h0=0.05, paper_h0=0.1,
+                sr_images=4, sr_samples=8, paper_constrained=1,
+                assignment=dict(width=16, depth=6, rfs=(3, 5, 9, 13), steps=300, batch=16, n_train=512)),
+    "gpu": dict(data="celeba", image_size=160, n_test=100, n_samples=16, h0=0.01, paper_h0=0.01,
+                sr_images=8, sr_samples=16, paper_constrained=8,
+                assignment=dict(width=32, depth=8, rfs=(3, 5, 9, 13, 17), steps=3000, batch=32, n_train=4096)),
 }
 
 

@@ -60,6 +60,24 @@ def available():
     return {"flat": flat, "multiscale": ms}
 
 
+class WeightsUnavailable(RuntimeError):
+    """The authors' weights are neither in $MSLCP_WEIGHTS nor in the download cache, and cannot be downloaded."""
+
+
+SKIPPED = "Skipped: the authors' weights are not available here (set MSLCP_WEIGHTS to a copy of them, or go online once)."
+
+
+def paper_or_none(load):
+    """`load()`, a function that loads the authors' nets (e.g. `lambda: paper_flat(13)`), or None after printing the
+    one line SKIPPED where their weights are not available: for a chapter's optional section. A corrupt file or a
+    wrong argument still raises."""
+    try:
+        return load()
+    except WeightsUnavailable:
+        print(SKIPPED)
+        return None
+
+
 def weights_file(rel):
     """Local path of an authors' file (relative path `rel`): $MSLCP_WEIGHTS/rel if there, else the download cache."""
     sha = {relpath(*k): v for k, v in SHA256.items()}[rel]
@@ -68,9 +86,9 @@ def weights_file(rel):
         return hub.check(p, sha)
     try:
         return hub.fetch(URL + rel, hub.cache_dir() / rel, sha)
-    except RuntimeError as e:
+    except hub.Unreachable as e:
         where = f"not in MSLCP_WEIGHTS={root!r}" if root else "MSLCP_WEIGHTS is not set"
-        raise RuntimeError(f"cannot get {rel}: {where}, not in the cache {hub.cache_dir()}, and {e}") from e
+        raise WeightsUnavailable(f"cannot get {rel}: {where}, not in the cache {hub.cache_dir()}, and {e}") from e
 
 
 def _authors(size, rf, scale, first_relu=FIRST_RELU):

@@ -206,6 +206,18 @@ def stages(r):
     return {"low": merge(r.get("low", {})), **{j: merge(r["level"][j]) for j in range(r["levels"])}}
 
 
+def describe(name):
+    """How recipe `name` trains its nets, one part per net: "low-pass: 6,000 × 64, σ log-uniform in [0.001, 1]; ..."."""
+    parts = []
+    for key, s in stages(get(name)).items():
+        lo, hi = s["sigma_range"]
+        law = "quadratic" if s.get("quadratic_sigma") else "log-uniform" if s["log_sigma"] else "uniform"
+        net = {None: "", "low": "low-pass: "}.get(key, f"level {key}: ")
+        crop = f" crops of {s['patch_size']}²" if s["patch_size"] else ""
+        parts.append(f"{net}{s['steps']:,} × {s['batch_size']}{crop}, σ {law} in [{lo:g}, {hi:g}]")
+    return "; ".join(parts)
+
+
 def build(r):
     """The untrained model of recipe r (torch.manual_seed(init_seed) first; nets built low-pass, then level 0, 1...)."""
     torch.manual_seed(r["init_seed"])

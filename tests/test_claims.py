@@ -517,9 +517,10 @@ def test_chapter6_darker_and_pairs_glued(glued):
 
 
 def test_chapter6_paper_320_glued(glued):
-    g = glued("book/06_synthesis")
-    if not g.get("ch6-320-text"):  # no weights: one line, nothing else
-        assert "Skipped" in g["ch6-320-settings"] and not g["ch6-sr320-text"]
+    """Section 6.1 (book/06_paper_320): the authors' J = 3 model at 320x320."""
+    g = glued("book/06_paper_320")
+    if not g.get("ch6-320-text"):  # no weights: the one line pretrained.SKIPPED is printed, nothing else shown
+        assert not g["ch6-320-settings"] and not g["ch6-sr320-text"] and not g["ch6-320-keys"]
         return
     p = {k: float(g[f"ch6-sr320-{k}"]) for k in ("min", "max", "mean", "bicubic")}
     assert p["min"] <= p["max"] and p["mean"] > p["bicubic"]
@@ -528,11 +529,15 @@ def test_chapter6_paper_320_glued(glued):
     assert float(g["ch6-sr320-edge-ratio"]) > 1.5  # "largest along edges"
     for s in ("h_0 = 0.01$, $\\sigma_0 = 1$, $\\beta = 0.1$", "relative_stop=True", "[0, 0.8]"):
         assert s in g["ch6-320-settings"], s
+    keys = " ".join(g["ch6-320-keys"].split())  # the key points: the numbers of the super-resolution table
+    assert (f"{above} of the {int(float(g['ch6-320-n']))} score above bicubic interpolation ({p['min']:.2f} to "
+            f"{p['max']:.2f} dB; the mean of the samples {p['mean']:.2f}, bicubic {p['bicubic']:.2f})") in keys
 
 
 # --- chapter 7 ---
 
 CH7 = "book/07_inverse_problems"
+CH7_REAL = "book/07_real_faces"  # its section 7.1: a photograph, and the authors' nets
 CH7_SIZE, CH7_FACES, CH7_K = 32, 4, 4  # chapter 7's image size, test faces, samples per image
 CH7_PROBLEMS = ("block", "pixels", "avg2", "avg4", "avg8", "cs5", "cs10", "cs25")
 CH7_OPEN = ("block", "avg8", "cs5", "cs10", "cs25")  # measurements that leave the layout of the face open
@@ -541,9 +546,10 @@ CH7_FIXED = ("pixels", "avg2", "avg4")  # measurements that fix it
 
 @pytest.fixture(scope="module")
 def chapter7(glued):
-    """{name: float} of every number chapter 7 glued in the book build (its figures and sentences left out)."""
+    """{name: float} of every number chapter 7 and its section 7.1 glued in the book build (figures and sentences
+    left out)."""
     out = {}
-    for name, text in glued(CH7).items():
+    for name, text in {**glued(CH7), **glued(CH7_REAL)}.items():
         try:
             out[name] = float(text)
         except ValueError:
@@ -685,7 +691,7 @@ def test_chapter7_paper_models(chapter7, glued):
     g = chapter7
     if "ch7-paper-ms" not in g:
         pytest.skip("the build had no authors' weights, so chapter 7 skipped the section")
-    words = glued(CH7)
+    words = glued(CH7_REAL)
     text, intro = words["paper-text"], words["paper-intro"]
     assert g["ch7-paper-sr-min"] <= g["ch7-paper-sr"] <= g["ch7-paper-sr-max"]
     if g["ch7-paper-kp"] != 1:
@@ -696,7 +702,7 @@ def test_chapter7_paper_models(chapter7, glued):
     gap = g["ch7-paper-ms"] - g["ch7-paper-sr"]
     assert 0.3 < gap < 0.5 and f"is {gap:.1f} dB below the constrained sampler" in text
     assert g["ch7-paper-sr-energy"] > g["ch7-paper-ms-energy"] > g["ch7-paper-bicubic-energy"]
-    assert "draws sharper details" in text and "sharper" in words["ch7-paper-key-sr"]
+    assert "draws sharper details" in text and "sharper details" in words["ch7-paper-keys"]
     assert g["ch7-paper-sr-mean"] > max(g["ch7-paper-ms"], g["ch7-paper-sr-max"])
     assert "above every single sample" in text
 
@@ -784,17 +790,18 @@ def test_chapter8_calibration():
 
 def test_chapter8_gpu_preset_workload():
     """"the GPU preset trains 15 nets for 3,000 steps each (Task 4 included), about 120 TFLOP of convolutions, 15 s at
-    a T4's peak float32 rate (8.1 TFLOP/s)": the chapter's GPU settings, each conv layer's multiply-adds counted on
-    the images it sees (flat nets 32x32, conditional nets of level 0 16x16), training = 3 x forward. (The page's
-    "60 CPU-minutes" for that run is a time: measured once, not tested.)"""
-    source = (Path(__file__).parents[1] / "book" / "08_assignment.ipynb").read_text()
-    for line in ("WIDTH, DEPTH = (32, 8) if GPU", "RFS = (3, 5, 9, 13, 17) if GPU",
-                 "STEPS, BATCH, N_TRAIN = (3000, 32, 4096) if GPU", "batch_size=BATCH", "SIZE = 32"):
-        assert line in source, line  # the settings counted here are the chapter's
-    rfs, steps, batch = (3, 5, 9, 13, 17), 3000, 32
+    a T4's peak float32 rate (8.1 TFLOP/s)": the GPU preset's sizes (mslcp.presets, which the chapter reads), each
+    conv layer's multiply-adds counted on the images it sees (flat nets 32x32, conditional nets of level 0 16x16),
+    training = 3 x forward. (The page's "60 CPU-minutes" for that run is a time: measured once, not tested.)"""
+    from mslcp import presets
+
+    a = presets.get("gpu").assignment
+    rfs, steps, batch, width, depth = a["rfs"], a["steps"], a["batch"], a["width"], a["depth"]
     flops = nets.train_flops  # checked against the closed form in tests/test_nets.py
-    per_image = sum(flops(nets.BFCNN(width=32, depth=8, rf=rf), 32)
-                    + 2 * flops(nets.ConditionalBFCNN(width=32, depth=8, rf=rf), 16) for rf in rfs)  # Haar, db2
+    per_image = sum(flops(nets.BFCNN(width=width, depth=depth, rf=rf), 32)
+                    + 2 * flops(nets.ConditionalBFCNN(width=width, depth=depth, rf=rf), 16) for rf in rfs)  # Haar, db2
     total = per_image * batch * steps
+    text = " ".join(_ch8_text().split())
+    assert f"trains {3 * len(rfs)} nets for {steps:,} steps each (Task 4" in text
     assert 3 * len(rfs) == 15 and 110e12 < total < 130e12, total / 1e12
     assert round(total / 8.1e12) == 15, total / 8.1e12

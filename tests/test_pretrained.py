@@ -79,6 +79,21 @@ def test_download_mismatch_and_missing_files(source, monkeypatch):
         pretrained.weights_file(rel)
 
 
+def test_paper_or_none_skips_only_missing_weights(source, capsys):
+    """A chapter's optional section: weights that cannot be had give None and the one line SKIPPED; a corrupt copy
+    and a wrong argument still raise."""
+    tmp, rel = source
+    (tmp / "src" / rel).unlink()  # nowhere to be had
+    assert pretrained.paper_or_none(lambda: pretrained.paper_flat(5)) is None
+    assert capsys.readouterr().out == pretrained.SKIPPED + "\n"
+    (tmp / "cache" / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp / "cache" / rel).write_bytes(b"corrupt")
+    with pytest.raises(RuntimeError, match="SHA-256"):
+        pretrained.paper_or_none(lambda: pretrained.paper_flat(5))
+    with pytest.raises(ValueError, match="rf=6"):
+        pretrained.paper_or_none(lambda: pretrained.paper_flat(6))
+
+
 def test_missing_combinations_list_what_exists():
     with pytest.raises(ValueError, match=r"available rf: \[5, 9, 13, 23, 43\]"):
         pretrained.paper_flat(7)
