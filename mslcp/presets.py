@@ -19,10 +19,10 @@ class Preset:
     n_test: int  # held-out images for PSNR curves
     n_samples: int  # images drawn per sampling experiment
     h0: float  # Algorithm 1 initial step size (paper: 0.01; larger is faster and rougher)
-    paper_h0: float  # h0 with the authors' large nets (sections 6.1 and 7.1): the paper's 0.01 on a GPU
+    paper_h0: float  # h0 with the authors' large nets (book/06_paper_320, 07_real_faces): the paper's 0.01 on a GPU
     sr_images: int  # chapter 6: held-out faces super-resolved, with sr_samples samples of each
     sr_samples: int
-    paper_constrained: int  # section 7.1: constrained samples per image with the authors' nets
+    paper_constrained: int  # book/07_real_faces: constrained samples per image with the authors' nets
     assignment: dict  # chapter 8: width, depth, rfs (receptive fields), steps, batch and n_train of each net
 
     def __post_init__(self):

@@ -517,7 +517,7 @@ def test_chapter6_darker_and_pairs_glued(glued):
 
 
 def test_chapter6_paper_320_glued(glued):
-    """Section 6.1 (book/06_paper_320): the authors' J = 3 model at 320x320."""
+    """Chapter 6's last section (book/06_paper_320): the authors' J = 3 model at 320x320."""
     g = glued("book/06_paper_320")
     if not g.get("ch6-320-text"):  # no weights: the one line pretrained.SKIPPED is printed, nothing else shown
         assert not g["ch6-320-settings"] and not g["ch6-sr320-text"] and not g["ch6-320-keys"]
@@ -537,7 +537,7 @@ def test_chapter6_paper_320_glued(glued):
 # --- chapter 7 ---
 
 CH7 = "book/07_inverse_problems"
-CH7_REAL = "book/07_real_faces"  # its section 7.1: a photograph, and the authors' nets
+CH7_REAL = "book/07_real_faces"  # its last section: a photograph, and the authors' nets
 CH7_SIZE, CH7_FACES, CH7_K = 32, 4, 4  # chapter 7's image size, test faces, samples per image
 CH7_PROBLEMS = ("block", "pixels", "avg2", "avg4", "avg8", "cs5", "cs10", "cs25")
 CH7_OPEN = ("block", "avg8", "cs5", "cs10", "cs25")  # measurements that leave the layout of the face open
@@ -546,7 +546,7 @@ CH7_FIXED = ("pixels", "avg2", "avg4")  # measurements that fix it
 
 @pytest.fixture(scope="module")
 def chapter7(glued):
-    """{name: float} of every number chapter 7 and its section 7.1 glued in the book build (figures and sentences
+    """{name: float} of every number chapter 7 and its last section glued in the book build (figures and sentences
     left out)."""
     out = {}
     for name, text in {**glued(CH7), **glued(CH7_REAL)}.items():
