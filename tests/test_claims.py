@@ -538,7 +538,6 @@ def test_chapter6_paper_320_glued(glued):
 
 CH7 = "book/07_inverse_problems"
 CH7_REAL = "book/07_real_faces"  # its last section: a photograph, and the authors' nets
-CH7_SIZE, CH7_FACES, CH7_K = 32, 4, 4  # chapter 7's image size, test faces, samples per image
 CH7_PROBLEMS = ("block", "pixels", "avg2", "avg4", "avg8", "cs5", "cs10", "cs25")
 CH7_OPEN = ("block", "avg8", "cs5", "cs10", "cs25")  # measurements that leave the layout of the face open
 CH7_FIXED = ("pixels", "avg2", "avg4")  # measurements that fix it
@@ -577,15 +576,16 @@ def test_chapter7_capacity(chapter7):
     assert min(flats, key=lambda rf: abs(flats[rf] - g["ch7-real-params-ms"])) == 21
 
 
-def test_chapter7_priors_on_synthetic_faces(chapter7):
+def test_chapter7_priors_on_synthetic_faces(chapter7, glued):
     """The PSNR table of the three priors on the synthetic faces (mean over 4 faces x 4 samples), the text under
     fig-ch7-samples, fig-ch7-cs and the key points."""
     g = chapter7
     p = lambda prob, m: g[f"ch7-{prob}-{m}"]
     lead = lambda prob, flat: g[f"ch7-{prob}-lead-{flat}"]
     F = torch.nn.functional
-    faces = data.synthetic_faces(CH7_FACES, CH7_SIZE, seed=2)  # the glued baselines are what they say
-    hole = torch.ones(CH7_SIZE, CH7_SIZE, dtype=torch.bool)
+    n = _value(glued, "07_inverse_problems", "ch7-sizes")  # the chapter's image size, test faces, samples each
+    faces = data.synthetic_faces(n["faces"], n["size"], seed=2)  # the glued baselines are what they say
+    hole = torch.ones(n["size"], n["size"], dtype=torch.bool)
     hole[10:22, 8:24] = False
     M = sampling.inpainting(hole)
     assert abs(metrics.psnr(M.adjoint(M.forward(faces)), faces).mean().item() - p("block", "ls")) < 1e-3
@@ -635,7 +635,7 @@ def test_chapter7_super_resolution(chapter7):
         assert g[f"ch7-avg2-{sr}"] > g["ch7-avg2-ms"] + 1  # 2x: "better by more than a decibel"
 
 
-def test_chapter7_spread_and_controls(chapter7):
+def test_chapter7_spread_and_controls(chapter7, glued):
     """The spread of the multi-scale samples against their error, and the two controls: the exact Gaussian prior with
     the same sampler, and the network with a fixed step at beta = 0.5."""
     g = chapter7
@@ -646,7 +646,8 @@ def test_chapter7_spread_and_controls(chapter7):
     for prob in ("avg8", "cs5", "cs10"):  # "largest, from about 0.4 to about 0.8"
         assert 0.35 < r[prob] < 0.85 and r[prob] > max(r[n] for n in narrow), (prob, r)
     assert g["ch7-ratio-min"] == min(r.values()) and g["ch7-ratio-max"] == max(r.values())
-    exact = 10 * math.log10(2 * CH7_K / (CH7_K + 1))
+    k = _value(glued, "07_inverse_problems", "ch7-sizes")["k"]
+    exact = 10 * math.log10(2 * k / (k + 1))
     assert abs(g["ch7-gain-exact"] - exact) < 1e-6
     assert all(g[f"ch7-{prob}-gain"] < exact / 2 for prob in CH7_PROBLEMS)  # "less than half of the exact gain"
     for prob in ("avg2", "avg4"):  # "the tenth of the pixels with the strongest edges holds 0.15 to 0.2"
