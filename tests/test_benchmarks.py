@@ -5,14 +5,14 @@ import subprocess
 import sys
 
 import pytest
-import quality_per_call  # benchmarks/, on the path by tests/conftest.py
 import torch
-from conftest import BENCH
+from conftest import BENCH, script
 
 from mslcp import data, nets, pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
+quality_per_call = script("quality_per_call")
 README = (BENCH / "README.md").read_text()  # its tables and the sentences drawn from them
 FLAT = " ".join(README.split())  # the same, its lines joined
 
@@ -148,7 +148,7 @@ def test_no_row_calls_the_all_levels_fixed_step_the_demo():
 
 
 def test_lowpass_benchmark_measures():
-    import lowpass
+    lowpass = script("lowpass")
 
     x = torch.rand(5, 1, 40, 40)
     r = lowpass.rescale(x)
@@ -169,7 +169,7 @@ def test_lowpass_benchmark_measures():
 
 
 def test_peer_shims_and_settings():
-    import peer
+    peer = script("peer")
 
     net = pretrained.shipped("flat_rf5")
     y = torch.rand(2, 1, 16, 16)
