@@ -208,20 +208,18 @@ def test_errors_and_guards():
 
 def test_one_diverging_image_does_not_lose_the_batch():
     """Image 2 diverges (its denoiser pushes y away): it is stopped and flagged, the others finish exactly as they do
-    without it (per-image generators); strict=True raises instead."""
+    without it (per-image generators)."""
     mu, C, *_ = grid_prior()
     den = GaussianDenoiser(mu, C)
     flaky = lambda c, y: torch.where(c.view(-1, 1, 1, 1) > 0, y + 2 * (y - 0.5), den(y))
     flag = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=D).view(4, 1)
-    with pytest.warns(UserWarning, match="1 of 4 images diverged"):
+    with pytest.warns(UserWarning, match="1 of 4 images diverged .* first: image 2: sigma_t"):
         x, info = sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2])
     assert info.status == ["converged", "converged", "diverged", "converged"]
     assert torch.isnan(x[2]).all() and info.sigma[2][-1] > 10 and len(info.sigma[2]) == info.steps[2]
     ref, ref_info = sample(den, (3, 1, 8, 8), generator=[3, 7, 2])
     torch.testing.assert_close(x[[0, 1, 3]], ref, atol=1e-12, rtol=0)
     assert torch.equal(info.steps[[0, 1, 3]], ref_info.steps)
-    with pytest.raises(RuntimeError, match="image 2: sigma_t"):
-        sample(flaky, (4, 1, 8, 8), cond=flag, mean=0.5, generator=[3, 7, 11, 2], strict=True)
     with pytest.raises(RuntimeError, match="diverged for 2 of 2 images"):
         sample(flaky, (2, 1, 8, 8), cond=flag[2:3].expand(2, 1), mean=0.5, generator=0)
 
