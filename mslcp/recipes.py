@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed
 
-from . import data, multiscale, nets, pretrained, train as _train
+from . import data, multiscale, nets, pretrained, synthetic, train as _train
 
 _FLAT = dict(data="synthetic", image_size=32, n_train=8192, n_test=64, levels=0, init_seed=0, steps=4000,
              batch_size=32, lr=1e-3, lr_end=1e-5, sigma_range=(0.0, 1.0), log_sigma=False, patch_size=None, seed=0,
@@ -212,7 +212,7 @@ def images(r):
     """(train, test) images of recipe r: synthetic faces (seeds 0 and 1) or CelebA (uint8)."""
     size, n, m = r["image_size"], r["n_train"], r["n_test"]
     if r["data"] == "synthetic":
-        return data.synthetic_faces(n, size, seed=0), data.synthetic_faces(m, size, seed=1)
+        return synthetic.faces(n, size, seed=0), synthetic.faces(m, size, seed=1)
     if r["data"] == "celeba80":
         size = None if size == 80 else size
         return tuple(data.celeba_halfres(split=s, size=size, n=k, dtype=torch.uint8) for s, k in (("train", n),

@@ -8,8 +8,8 @@ import pywt
 import torch
 from PIL import Image
 
-from mslcp import data
-from mslcp.data import celeba, celeba_halfres, image_folder, synthetic_faces
+from mslcp import data, synthetic
+from mslcp.data import celeba, celeba_halfres, image_folder
 from conftest import needs_halfres  # tests/conftest.py
 
 WHITE = (255, 255, 255)
@@ -20,24 +20,24 @@ QUADS = {(0, 0): (250, 10, 30), (0, 1): (0, 120, 240), (1, 0): (30, 30, 60), (1,
 # ----------------------------------------------------------------------------- synthetic faces
 
 def test_synthetic_shape_range_determinism():
-    x = synthetic_faces(6, 32, seed=0)
+    x = synthetic.faces(6, 32, seed=0)
     assert x.shape == (6, 1, 32, 32) and x.dtype == torch.float32
     assert x.min() >= 0 and x.max() <= 1 and x.std() > 0.1
-    assert torch.equal(x, synthetic_faces(6, 32, seed=0))
-    assert torch.equal(x[:3], synthetic_faces(3, 32, seed=0))      # first images do not depend on n
-    assert (x - synthetic_faces(6, 32, seed=1)).abs().mean() > 0.05
-    assert synthetic_faces(0, 16).shape == (0, 1, 16, 16)
-    assert synthetic_faces(2, 160).shape == (2, 1, 160, 160)
+    assert torch.equal(x, synthetic.faces(6, 32, seed=0))
+    assert torch.equal(x[:3], synthetic.faces(3, 32, seed=0))      # first images do not depend on n
+    assert (x - synthetic.faces(6, 32, seed=1)).abs().mean() > 0.05
+    assert synthetic.faces(0, 16).shape == (0, 1, 16, 16)
+    assert synthetic.faces(2, 160).shape == (2, 1, 160, 160)
 
 
 @pytest.mark.parametrize("size", [0, 4, 12, 60])
 def test_synthetic_size_errors(size):
     with pytest.raises(ValueError, match="multiple of 8"):
-        synthetic_faces(2, size)
+        synthetic.faces(2, size)
 
 
 def test_synthetic_long_range_and_nonstationary():
-    x = synthetic_faces(512, 64, seed=3)[:, 0]
+    x = synthetic.faces(512, 64, seed=3)[:, 0]
     texture = data._field(torch.Generator().manual_seed(0), 512, 16, 64)[:, 0]   # stationary control
 
     def eye_corr(imgs):  # per-pixel correlation across images of the two eye regions (same offsets)
@@ -151,7 +151,7 @@ def test_celeba_download(tmp_path, monkeypatch):
     assert not (root / "img_align_celeba.zip").exists()             # extracted, archive removed
     assert celeba(split="train").shape == (2, 1, 160, 160)           # cached, no download
     monkeypatch.setitem(data.CELEBA_FILES, "img_align_celeba.zip", (archive.as_uri(), "0" * 64))
-    with pytest.raises(RuntimeError, match="download failed.*synthetic_faces"):
+    with pytest.raises(RuntimeError, match="download failed.*synthetic.faces"):
         celeba(tmp_path / "other", download=True)                  # bad checksum: clear error
 
 
@@ -171,6 +171,8 @@ def test_image_folder(tmp_path):
     assert torch.allclose(x[2], torch.tensor(100 / 255))
     assert image_folder(tmp_path, 8, n=1).shape == (1, 1, 8, 8)
     assert image_folder(tmp_path, 40, dtype=torch.uint8)[1].unique().tolist() == [60]
+    # one grayscale convention: a file read whole (data.gray_image) is the mean of R, G, B too, not PIL's luma
+    assert torch.allclose(data.gray_image(tmp_path / "b.png")[0, 0, :, 10:50], torch.tensor(60 / 255))
     with pytest.raises(RuntimeError, match="does not exist"):
         image_folder(tmp_path / "missing", 8)
     (tmp_path / "empty").mkdir()
@@ -187,6 +189,7 @@ def test_16_bit_images_are_scaled(tmp_path):
     assert Image.open(tmp_path / "deep.png").mode == "I;16"
     x = image_folder(tmp_path, 16)
     np.testing.assert_allclose(x[0, 0].numpy(), a / 65535, rtol=1e-6)
+    assert torch.equal(data.gray_image(tmp_path / "deep.png")[0], x[0])
 
 
 # ----------------------------------------------------------------------------- the shared half-resolution copy

@@ -316,10 +316,10 @@ def test_stopping_level_against_an_independent_computation():
     """stopping_level = max(minimum, factor * mean_i ||f(x_i) - x_i|| / sqrt(d)), the rule chapters 3 and 6 compute
     inline for flat nets; here against a numpy loop over images and pixels, for an affine denoiser and the shipped
     flat_rf5 on its training faces."""
-    from mslcp import data, pretrained
+    from mslcp import pretrained, synthetic
     from mslcp.sampling import stopping_level
 
-    x = data.synthetic_faces(8, 16, seed=4)
+    x = synthetic.faces(8, 16, seed=4)
     xs = x.double().numpy()
 
     def reference(out, factor=1.5, minimum=0.01):
@@ -335,7 +335,7 @@ def test_stopping_level_against_an_independent_computation():
     assert stopping_level(lambda y: y, x, minimum=0.002) == 0.002
 
     net = pretrained.shipped("flat_rf5")
-    faces = data.synthetic_faces(64, 32, seed=0)  # the training faces chapters 3 and 6 measure it on
+    faces = synthetic.faces(64, 32, seed=0)  # the training faces chapters 3 and 6 measure it on
     with torch.no_grad():
         out = net(faces).double().numpy()
     xs = faces.double().numpy()
