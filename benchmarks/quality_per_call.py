@@ -29,7 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mslcp import data, metrics, pretrained, presets, recipes, sampling
+from mslcp import data, metrics, pretrained, presets, recipes, sampling, synthetic
 
 
 FIXED = dict(h0=0.01, beta=0.01, fixed_step=True, max_steps=100_000)  # the demo's low-pass step, at every level
@@ -168,7 +168,7 @@ def main():
     else:
         r = recipes.get(args.model)
         model, size, shrink, source = pretrained.shipped(args.model), r["image_size"], 1, r["data"]
-    reference = (data.synthetic_faces(2048, size, seed=0) if source == "synthetic" else
+    reference = (synthetic.faces(2048, size, seed=0) if source == "synthetic" else
                  data.celeba_halfres(split="train", n=2048))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import data, metrics, nets, presets, pretrained, recipes, sampling, wavelets
+from . import data, metrics, nets, presets, pretrained, recipes, sampling, synthetic, wavelets
 from .train import TrainingDiverged
 
 EPILOG_TRAIN = """examples:
@@ -200,7 +200,7 @@ def _training_images(recipe, n=64):
     kind, size = recipe.get("data"), recipe.get("image_size")
     try:
         if kind == "synthetic":
-            return data.synthetic_faces(n, size, seed=0), ""
+            return synthetic.faces(n, size, seed=0), ""
         if kind == "celeba80":
             return data.celeba_halfres(split="train", size=None if size == 80 else size, n=n), ""
         if kind == "celeba":
@@ -318,7 +318,7 @@ def _test_images(source, size, n):
     if source == "synthetic":
         if size % 8:
             raise UserError(f"--size {size}: synthetic faces need a multiple of 8")
-        return data.synthetic_faces(n, size, seed=2)  # seed 2: faces no recipe trains or tests on
+        return synthetic.faces(n, size, seed=2)  # seed 2: faces no recipe trains or tests on
     if source == "celeba80":
         return data.celeba_halfres(split="test", size=None if size == 80 else size, n=n)
     return data.celeba(split="test", size=size, n=n, download=True)  # says so before a download starts

@@ -1,5 +1,5 @@
-"""Data: procedural synthetic faces, CelebA (full and half resolution), and image folders."""
-import math
+"""Images: the library's rule for image tensors, CelebA (full and half resolution), image folders and files, read
+in one grayscale convention (the mean of R, G, B, as the paper makes CelebA gray). Synthetic faces: `synthetic`."""
 import numbers
 import os
 import sys
@@ -52,155 +52,6 @@ def check_images(x, name, *, kind="images", uint8=False):
         raise ValueError(f"{name} must be floats on the [0, 1] scale, got values in [{lo:.4g}, {hi:.4g}]: {fix}")
 
 
-# ----------------------------------------------------------------------------- synthetic faces
-
-def _ellipse(x, y, a, b):
-    """First-order signed distance to the ellipse x²/a² + y²/b² = 1 (negative inside).
-
-    x (…,1,W) and y (…,H,1) broadcast (a, b scalars or columns): few ops touch full images."""
-    x2, y2 = x * x, y * y
-    return (x2 / a**2 + (y2 / b**2 - 1)) * torch.rsqrt(x2 * (4 / a**4) + (y2 * (4 / b**4) + 1e-8))
-
-
-def _field(g, c, res, size):
-    """(c,1,size,size) smooth unit-variance noise: white noise at res×res, Gaussian-interpolated."""
-    z = torch.randn(c, 1, res, res, generator=g)
-    if res == size:
-        return z
-    pos = (torch.arange(size) + 0.5) / size * res - 0.5
-    A = torch.exp(-0.5 * ((pos[:, None] - torch.arange(res)) / 0.7) ** 2)
-    A = A / A.square().sum(1, keepdim=True).sqrt()               # keep unit variance
-    return A @ z @ A.T
-
-
-def _faces(g, c, size):
-    """One chunk of c faces (c,1,size,size); all randomness drawn from generator g."""
-    p = iter(torch.rand(64, c, 1, 1, 1, generator=g))           # per-image uniforms in [0,1)
-    U = lambda lo, hi: lo + (hi - lo) * next(p)
-    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    u, v = t.view(1, 1, 1, -1), t.view(1, 1, -1, 1)              # image coords in [-1,1]
-    w = 1.2 / size + 0.004                                       # edge softness (anti-aliasing)
-    S = lambda d: torch.sigmoid(d * (-1 / w))                    # soft inside-mask of a signed distance
-    bump = lambda q: (1 - q).clamp_(min=0) ** 2                  # smooth bump of a squared radius q
-    mix = torch.lerp
-    m = 6 * w                                                    # margin where soft edges have faded
-    span = lambda lo, hi: (max(int((lo - m + 1) * size / 2), 0), min(math.ceil((hi + m + 1) * size / 2), size))
-
-    # face frame (aligned faces: no roll, so X (c,1,1,W) and Y (c,1,H,1) stay separable)
-    cx, cy, s = U(-0.05, 0.05), U(-0.05, 0.05), U(1.05, 1.25)
-    X, Y = (u - cx) / s, (v - cy) / s
-    AX = X.abs()                                                  # mirror symmetry: one evaluation, two eyes
-    lx, ly = torch.cos(a := U(0, 2 * math.pi)), torch.sin(a)     # lighting direction and strength
-    gain = U(0.05, 0.35)
-    light = gain * lx * u + (1 + gain * ly * v)
-
-    # background: intensity, gradient, blotches
-    img = U(0.1, 0.9) + U(-0.15, 0.15) * v + 0.06 * _field(g, c, max(size // 16, 2), size)
-
-    # hair behind the head (extent, length, darkness vary) with coarse and fine strands
-    dark = torch.where(next(p) < 0.75, U(0.04, 0.35), U(0.45, 0.8))
-    hw, htop, hlen = U(0.56, 0.72), U(0.72, 0.92), U(-0.15, 1.1)
-    warp = _field(g, c, max(size // 8, 2), size)
-    dx, dy = X - U(-0.3, 0.3), Y + 1.8
-    ang = dx * torch.rsqrt(dx * dx + dy * dy)
-    strands = torch.sin(torch.addcmul(2 * warp, ang, U(25, 50)))                  # coarse locks
-    strands += torch.sin(torch.addcmul(3 * warp, ang, U(1.6, 2.4) * size))       # fine strands, ~3 px period
-    hair = dark * light * (1 + 0.08 * strands + 0.08 * warp)
-    head = _ellipse(X, Y + 0.12, hw, htop)
-    long_hair = torch.maximum(AX - hw * (1 + 0.2 * Y.clamp(min=0)), (Y - hlen).maximum(-0.3 - Y))
-    img = mix(img, hair, S(torch.minimum(head, long_hair)))
-
-    # shoulders and neck, in the lower band of rows only
-    skin = U(0.45, 0.85)
-    fine = torch.randn(c, 1, size, size, generator=g)
-    grain = torch.addcmul(1 + 0.015 * _field(g, c, max(size // 4, 2), size), fine, torch.tensor(0.015))
-    r = span(0.37, 1)[0]
-    Yb, band = Y[..., r:, :], img[..., r:, :]
-    clothes = U(0.05, 0.9) * light[..., r:, :] * (1 + 0.05 * warp[..., r:, :])
-    band = mix(band, clothes, S(_ellipse(X, Yb - 1.5, 1.15, 0.62)))
-    img[..., r:, :] = mix(band, skin * 0.7 * light[..., r:, :], S(torch.maximum(AX - 0.21, 0.4 - Yb)))
-
-    # face oval (egg-shaped), shaded towards its rim, lit by the global gradient
-    rx, ry = U(0.42, 0.5), U(0.6, 0.68)
-    q = (X / rx) ** 2 + (Y / ry) ** 2
-    shade = torch.addcmul(gain * lx / 2 * X / rx + (1 + gain * ly / 2 * Y / ry), q, q, value=-0.2)
-    img = mix(img, skin * light * shade * grain, S(_ellipse(X, Y, rx * (1 - 0.15 * Y), ry)))
-    full, Xf, Yf = img, X, Y
-
-    # inner features live in a fixed window: compute them there only
-    (r0, r1), (c0, c1) = span(-0.52, 0.77), span(-0.6, 0.6)
-    X, AX, Y = X[..., c0:c1], AX[..., c0:c1], Y[..., r0:r1, :]
-    light, img = light[..., r0:r1, c0:c1], img[..., r0:r1, c0:c1]
-
-    # eyes: shared size, openness, iris darkness and gaze; a catchlight from the light side
-    ex, ey, ew = U(0.17, 0.22), U(-0.14, -0.05), U(0.085, 0.115)
-    eh = ew * U(0.45, 0.7)
-    img = img * (1 - 0.18 * bump(((AX - ex) / (1.5 * ew)) ** 2 + ((Y - ey + 0.02) / (2.6 * eh)) ** 2))
-    eye_d = _ellipse(AX - ex, Y - ey, ew, eh)
-    eye = S(eye_d)
-    img = mix(img, 0.85 * light, eye)
-    ix, iy = X - torch.sign(X) * ex - U(-0.3, 0.3) * ew, Y - ey - U(-0.2, 0.2) * eh
-    ir = eh * U(0.85, 1.05)
-    d_iris = torch.sqrt(ix * ix + iy * iy) - ir
-    img = mix(img, U(0.08, 0.5) * light, S(d_iris) * eye)
-    img = mix(img, torch.tensor(0.03), S(d_iris + 0.55 * ir) * eye)
-    glint = torch.sqrt((ix + 0.4 * ir * lx) ** 2 + (iy + 0.4 * ir * ly) ** 2) - 0.22 * ir
-    img = mix(img, torch.tensor(0.95), 0.8 * S(glint) * eye)
-    lid = bump((eye_d / (0.8 * w + 0.012)) ** 2) * torch.sigmoid((ey - Y) / (0.3 * eh))
-    img = img * (1 - 0.75 * lid)                                   # upper lid / lashes
-
-    # brows: mirror-symmetric arcs, darkness tied to the hair
-    bx = AX - ex
-    by, bc, bt, tilt = ey - U(0.1, 0.14), U(0.5, 3.0), U(0.012, 0.026), U(-0.25, 0.25)
-    brow = torch.maximum((Y - by - (bc * bx * bx - tilt * bx)).abs() - bt, bx.abs() - ew * 1.3)
-    img = mix(img, (0.6 * dark + 0.2 * skin) * light, 0.85 * S(brow))
-
-    # nose: bridge shadow on the side away from the light, nostrils, tip highlight
-    ny = U(0.14, 0.23)
-    ym, hy = (ey + ny) / 2, (ny - ey) / 2 + 0.02
-    bridge = bump(((X + 0.05 * torch.sign(lx)) / 0.045) ** 2) * bump(((Y - ym) / hy) ** 2)
-    nostrils = S(_ellipse(AX - 0.05, Y - ny, 0.028, 0.014))
-    tip = bump((X / 0.063) ** 2 + ((Y - ny + 0.03) / 0.063) ** 2)
-    img = img * (1 - (0.05 + 0.3 * gain) * bridge - 0.45 * nostrils + 0.1 * tip)
-
-    # mouth: curvature from frown to smile, lips, sometimes open
-    my, mw, curv = U(0.35, 0.44), U(0.12, 0.19), U(-0.04, 0.09)
-    xm = (X / mw).clamp(-1, 1)
-    mline = my - curv * xm * xm
-    opening = torch.where(next(p) < 0.3, U(0.005, 0.04), torch.zeros_like(my)) * (1 - xm * xm)
-    ends = AX - mw
-    taper = 1 - 0.5 * xm * xm                                      # lips thin out towards the corners
-    upper = torch.maximum((Y - (mline - 0.012 * taper)).abs() - 0.012 * taper, ends)
-    lower = torch.maximum((Y - (mline + opening + 0.02 * taper)).abs() - 0.018 * taper, ends)
-    img = img * (1 - U(0.15, 0.4) * S(torch.minimum(upper, lower)))
-    gap = torch.maximum(torch.maximum(Y - (mline + opening), (mline - 0.002) - Y), ends + 0.01)
-    img = mix(img, torch.tensor(0.05), S(gap - 0.003))
-    full[..., r0:r1, c0:c1] = img
-
-    # fringe over the forehead (hair in front of the face), sensor grain
-    fy, fc, ft = U(-0.72, -0.42), U(0.0, 1.2), U(-0.25, 0.25)
-    img = mix(full, hair, S(torch.maximum(Yf - (fy + fc * Xf * Xf + ft * Xf), head)))
-    return (img + 0.005 * fine).clamp_(0, 1)
-
-
-def synthetic_faces(n, size=64, seed=0):
-    """(n,1,size,size) float32 in [0,1]: aligned cartoon faces with global layout and fine texture.
-
-    Vectorised over images; generated in chunks from per-chunk seeds, so the first k images do not
-    depend on n. `size` must be divisible by 8.
-    """
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8 or size % 8:
-        raise ValueError(f"synthetic_faces: size must be an int, a positive multiple of 8, got {size!r}")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"synthetic_faces: n must be an int >= 0, got {n!r}")
-    chunk = max(8, 2**19 // size**2)
-    out = torch.empty(n, 1, size, size)
-    for i, start in enumerate(range(0, n, chunk)):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        out[start:start + chunk] = _faces(g, chunk, size)[: n - start]
-    return out
-
-
 # ----------------------------------------------------------------------------- CelebA and image folders
 
 # The official CelebA release lives on Google Drive (ids from the CelebA page; SHA-256 as recorded by
@@ -224,16 +75,21 @@ CROPS = {(178, 218): (29, 189, 9, 169), (89, 109): (14, 94, 4, 84)}
 SPLITS = {"train": "0", "valid": "1", "test": "2"}
 
 
-def _read(path, box, size, native=None):
-    """(1,size,size) float32 in [0,1]: grayscale = mean of RGB (16-bit images, PIL modes I;16 and I: value / 65535),
-    crop `box` (None: centre square), resize. native: the (W,H) every file must have (CelebA)."""
+def _gray(path):
+    """(image file's (W,H), (H,W) float32 gray in [0,1]): the mean of R, G, B (16-bit images, PIL modes I;16 and I:
+    value / 65535). The library's one grayscale convention; RuntimeError naming the file if it cannot be read."""
     try:
         with Image.open(path) as im:
-            wh = im.size
-            a = np.asarray(im, np.float32) / 65535 if im.mode.startswith("I") else \
-                np.asarray(im.convert("RGB"), np.float32).mean(2) / 255
-    except (OSError, SyntaxError, ValueError) as e:  # unreadable, truncated, corrupt
-        raise RuntimeError(f"cannot read image {path}: {e}") from e
+            return im.size, (np.asarray(im, np.float32) / 65535 if im.mode.startswith("I") else
+                             np.asarray(im.convert("RGB"), np.float32).mean(2) / 255)
+    except (OSError, SyntaxError, ValueError) as e:  # missing, not an image, truncated, corrupt
+        raise RuntimeError(f"cannot read image {path}: {e}") from None
+
+
+def _read(path, box, size, native=None):
+    """(1,size,size) float32 in [0,1]: _gray, crop `box` (None: centre square), resize. native: the (W,H) every
+    file must have (CelebA)."""
+    wh, a = _gray(path)
     if native is not None and wh != native:
         raise ValueError(f"{path} is {wh[0]}x{wh[1]} but the folder's first image is {native[0]}x{native[1]}: a "
                          "CelebA folder holds images of one size (use image_folder() for mixed images)")
@@ -346,7 +202,7 @@ def _partition(path):
 
 _HELP = ("Put the aligned images in {root}/img_align_celeba/ (000001.jpg ...) and list_eval_partition.txt in "
          "{root} (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html), or call celeba(download=True) to fetch them "
-         "(1.4 GB), or use celeba_halfres() (the project's offline copy) or synthetic_faces().")
+         "(1.4 GB), or use celeba_halfres() (the project's offline copy) or synthetic.faces().")
 
 
 def celeba_halfres(root=None, split="train", size=None, n=None, dtype=torch.float32):
@@ -356,10 +212,10 @@ def celeba_halfres(root=None, split="train", size=None, n=None, dtype=torch.floa
     root = halfres_root() if root is None else Path(root)
     if root is None:
         raise RuntimeError("no half-resolution CelebA copy: set MSLCP_HALFRES to its folder (the one holding "
-                           "img_align_celeba/*.jpg) or pass root=, or use celeba() or synthetic_faces()")
+                           "img_align_celeba/*.jpg) or pass root=, or use celeba() or synthetic.faces()")
     if not root.is_dir():
         raise RuntimeError(f"half-resolution CelebA copy not found at {root}: pass root=<folder with "
-                           "img_align_celeba/*.jpg>, or use celeba() or synthetic_faces()")
+                           "img_align_celeba/*.jpg>, or use celeba() or synthetic.faces()")
     return celeba(root, split, size, n=n, dtype=dtype)
 
 
@@ -387,9 +243,5 @@ def astronaut():
 
 
 def gray_image(path):
-    """One image file as (1,1,H,W) float32 gray (PIL's "L" conversion) in [0,1]."""
-    try:
-        with Image.open(path) as im:
-            return torch.from_numpy(np.asarray(im.convert("L"), np.float32) / 255)[None, None]
-    except (OSError, SyntaxError, ValueError) as e:  # missing, not an image, truncated
-        raise RuntimeError(f"cannot read image {path}: {e}") from None
+    """One image file as (1,1,H,W) float32 gray in [0,1] (the mean of R, G, B, as every reader here)."""
+    return torch.from_numpy(_gray(path)[1])[None, None]

@@ -66,14 +66,11 @@ def fetch(url: str, dest, sha: str | None = None) -> Path:
     return dest
 
 
-REPO = Path(__file__).resolve().parents[1]  # the checkout, when mslcp is imported from one
-
-
 def _packaged(rel: str):
     """`rel` ("data/...") inside the installed package mslcp.assets (pyproject maps data/ onto it), or None."""
     try:
         root = importlib.resources.files("mslcp.assets")
-    except ModuleNotFoundError:  # mslcp imported from a checkout that is not installed
+    except ModuleNotFoundError:  # mslcp imported from a folder on the path, not installed
         return None
     for part in Path(rel).parts[1:]:
         root = root / part
@@ -81,14 +78,17 @@ def _packaged(rel: str):
 
 
 def asset(rel: str, sha: str) -> Path:
-    """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"), SHA-256 checked: the
-    checkout's copy when mslcp is imported from a checkout, else the copy a pip install (Colab) carries in
-    mslcp.assets. Nothing is downloaded."""
+    """A file the repository ships under data/ (rel, e.g. "data/astronaut_face.png"), SHA-256 checked: the copy in
+    $MSLCP_ASSETS (a folder laid out like data/) when it is set, else the wheel's copy in mslcp.assets (pip
+    install). An editable install (pip install -e) does not make mslcp.assets importable: point MSLCP_ASSETS at
+    the checkout's data/ (.ci/setup does). Nothing is downloaded."""
     if not rel.startswith("data/"):
         raise ValueError(f"asset: rel must be a path under data/, got {rel!r}")
-    if (local := REPO / rel).is_file():
-        return check(local, sha)
-    if (packaged := _packaged(rel)) is not None and packaged.is_file():
-        return check(packaged, sha)
-    raise FileNotFoundError(f"{rel} is neither in the checkout ({REPO}) nor in the installed package mslcp.assets: "
-                            f"reinstall mslcp (pip install {REPOSITORY_PIP!r})")
+    if root := os.environ.get("MSLCP_ASSETS"):
+        where, path = f"MSLCP_ASSETS={root!r}", Path(root).joinpath(*Path(rel).parts[1:])
+    else:
+        where, path = "the installed package mslcp.assets", _packaged(rel)
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"{rel} is not in {where}: set MSLCP_ASSETS to a checkout's data/ folder (after "
+                                f"pip install -e, too), or install mslcp (pip install {REPOSITORY_PIP!r})")
+    return check(path, sha)

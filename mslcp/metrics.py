@@ -81,7 +81,7 @@ def image_statistics(x: torch.Tensor, mean_image: torch.Tensor, levels: int) -> 
     and "layout" (layout_score against mean_image)."""
     from .wavelets import decompose
     x = x.to(torch.float64)
-    _, details = decompose(x, levels)
+    _, details = decompose(x, levels, normalize="orthonormal")
     stats = {"mean": x.mean((1, 2, 3)), "contrast": x.flatten(1).std(1)}
     for j, d in enumerate(details):
         d = d.flatten(1)

@@ -85,15 +85,13 @@ def kernel_layout(depth, rf):
     return [3 if i in where else 1 for i in range(depth)]
 
 
-def check_config(in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False,
-                 first_relu=False):
+def check_config(in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False):
     """Check BFCNN's constructor arguments (ValueError naming the argument) -> the kernel sizes (list of ints).
     Builds nothing (no random draws), so a recipe can be checked before any work."""
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
         _int(name, value, 1)
-    for name, value in (("bias", bias), ("first_relu", first_relu)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be True or False, got {value!r:.80}")
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be True or False, got {bias!r:.80}")
     if kernel_sizes is None:
         return kernel_layout(depth, rf)
     ks = list(kernel_sizes) if isinstance(kernel_sizes, (list, tuple)) else None
@@ -104,7 +102,7 @@ def check_config(in_channels=1, out_channels=1, width=64, depth=21, rf=43, kerne
 
 
 class BFCNN(nn.Module):
-    """The paper's denoiser: linear conv0 (first_relu=True adds a ReLU), [conv -> BN -> ReLU] x (depth-2), linear conv.
+    """The paper's denoiser: linear conv0, [conv -> BN -> ReLU] x (depth-2), linear conv.
 
     No subsampling, padding k//2, every conv `width` channels. `.residual(y)` (B,in,H,W) -> noise estimate
     (B,out,H,W); the call returns the denoised y - residual(y). bias=False (default) removes every additive constant
@@ -112,14 +110,12 @@ class BFCNN(nn.Module):
     kernel_sizes (list of odd ints, one per layer) overrides depth and rf. `.rf` = 1 + sum(k - 1).
     """
 
-    def __init__(self, in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False,
-                 first_relu=False):
+    def __init__(self, in_channels=1, out_channels=1, width=64, depth=21, rf=43, kernel_sizes=None, bias=False):
         super().__init__()
-        ks = check_config(in_channels, out_channels, width, depth, rf, kernel_sizes, bias, first_relu)
-        self.in_channels, self.out_channels, self.first_relu, self.rf = in_channels, out_channels, first_relu, 1 + sum(
-            k - 1 for k in ks)
+        ks = check_config(in_channels, out_channels, width, depth, rf, kernel_sizes, bias)
+        self.in_channels, self.out_channels, self.rf = in_channels, out_channels, 1 + sum(k - 1 for k in ks)
         self.config = dict(in_channels=in_channels, out_channels=out_channels, width=width, kernel_sizes=ks,
-                           bias=bias, first_relu=first_relu)  # constructor kwargs: type(net)(**net.config)
+                           bias=bias)  # constructor kwargs: type(net)(**net.config)
         chans = [in_channels] + [width] * (len(ks) - 1) + [out_channels]
         self.conv_layers = nn.ModuleList(
             nn.Conv2d(chans[i], chans[i + 1], k, padding=k // 2, bias=bias) for i, k in enumerate(ks))
@@ -141,7 +137,6 @@ class BFCNN(nn.Module):
             raise ValueError(f"input is {y.dtype} on {y.device} but the net is {w.dtype} on {w.device}: convert "
                              "one (y.to(...) or net.to(...))")
         x = self.conv_layers[0](y)
-        x = F.relu(x) if self.first_relu else x
         for conv, bn in zip(self.conv_layers[1:-1], self.BN_layers):
             x = F.relu(bn(conv(x)))
         return self.conv_layers[-1](x)
@@ -158,16 +153,16 @@ class BFCNN(nn.Module):
         return dict(in_channels=c_in, out_channels=c_out)
 
     @classmethod
-    def from_state_dict(cls, state_dict, **kwargs):
+    def from_state_dict(cls, state_dict):
         """Build the net whose architecture the state dict's shapes imply and load it (strict). Accepts the authors'
-        DataParallel keys ("module." prefix). kwargs (e.g. first_relu) go to the constructor."""
+        DataParallel keys ("module." prefix)."""
         sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
         n = sum(k.startswith("conv_layers.") and k.endswith(".weight") for k in sd)
         if n < 2:
             raise ValueError(f"not a BFCNN state dict: found {n} conv_layers.*.weight keys (keys: {list(sd)[:4]}...)")
         w = [sd[f"conv_layers.{i}.weight"] for i in range(n)]
         net = cls(**cls._io_kwargs(w[0].shape[1], w[-1].shape[0]), width=w[0].shape[0],
-                  kernel_sizes=[x.shape[-1] for x in w], bias="conv_layers.0.bias" in sd, **kwargs)
+                  kernel_sizes=[x.shape[-1] for x in w], bias="conv_layers.0.bias" in sd)
         net.load_state_dict(sd)
         return net
 

@@ -14,7 +14,7 @@ from .train import check_int
 class Preset:
     name: str
     device: str  # "cuda" when available, else "cpu" (the preset only sets sizes)
-    data: str  # "synthetic" (mslcp.data.synthetic_faces) or "celeba" (mslcp.data.celeba, downloaded once)
+    data: str  # "synthetic" (mslcp.synthetic.faces) or "celeba" (mslcp.data.celeba, downloaded once)
     image_size: int  # side of the images a chapter shows and samples
     n_test: int  # held-out images for PSNR curves
     n_samples: int  # images drawn per sampling experiment

@@ -42,7 +42,6 @@ SHA256 = {  # (image size, rf, scale) -> SHA-256 of model.pt; scale None: flat n
     (320, 13, 2): "ae62dd9b9c5bf9cbef8b6c253156ced08e4c739b17ee57caa74d1e3ea178012e",
 }
 LEVELS = {160: 2, 320: 3}  # wavelet levels J of the multi-scale models (low-pass 40x40)
-FIRST_RELU = False  # every released net (flat, low-pass, conditional) has a linear first layer (no ReLU after conv0)
 
 
 def relpath(size, rf, scale=None):
@@ -91,10 +90,10 @@ def weights_file(rel):
         raise WeightsUnavailable(f"cannot get {rel}: {where}, not in the cache {hub.cache_dir()}, and {e}") from e
 
 
-def _authors(size, rf, scale, first_relu=FIRST_RELU):
+def _authors(size, rf, scale):  # every released net has a linear first layer, as BFCNN
     cls = ConditionalBFCNN if isinstance(scale, int) else BFCNN
     sd = torch.load(weights_file(relpath(size, rf, scale)), map_location="cpu", weights_only=True)
-    return cls.from_state_dict(sd, first_relu=first_relu).eval()
+    return cls.from_state_dict(sd).eval()
 
 
 def paper_flat(rf):
@@ -192,27 +191,27 @@ def load(path, device="cpu"):
 
 # The book's small checkpoints (recipes in mslcp.recipes, trained by data/make_checkpoints.py): name -> SHA-256.
 SHIPPED = {
-    "bf_small": "1ea51cfe2d7834b71a03c8386ea8b035f1c7b0deec8d165109b05b9a0713f8ce",
-    "biased_small": "bcdbeb4826bf07bbb6efdc1e847b25f2de32aac8629df88e8d14a5a76f5b5c57",
-    "flat_rf5": "3a8a873b1abb3b27f8543c5f09d6255dbbbd38169137c172e7ab0d621aefa2a5",
-    "flat_rf33": "defed14ef0cf283c00015d486e8d9330a81bad54fe1f7397c451949296cb4680",
-    "multiscale_rf5": "a9d601e456cc9befe52db35d510e950f1cd12e278ac394c6bed53938e9025d33",
-    "flat_rf9": "d6d07e0c0099d3bebfb8f7897acdce3b047a8e6f8d218952eee391d48b0df029",
-    "flat_rf13": "c6009ee5b3e1caea5649977909a88c3378492958714b6bc46b3b037aa384c7d8",
-    "flat_rf17": "c3b7415cc66f84ba96b9775eb66b83a70b42570535aadb15770c4244f550e204",
-    "multiscale_rf9": "69dfa4fb05978d88b1a7df25b7bfe341b4392329514b539e8dedaae0fcd3b861",
-    "multiscale_rf13": "ae577b2868372af7c4ea554a98ec737a8751334754dd197650c6fc14b72bb867",
+    "bf_small": "874e0284e44d608e42d7a669456228e45fc6f3496ef37077ae126e42dce5015f",
+    "biased_small": "5707df820174e652b76e1792448378dd12497afa91270d57c6546a1354b583cf",
+    "flat_rf5": "45158625d65850cf6a6382777bcf4e55cd5fe2da609995231065ebc7f1c0d10c",
+    "flat_rf33": "e522ffac1ee857fe4671d3dcf1d7652390c44a158bfe94da5a23417c347beebb",
+    "multiscale_rf5": "975404433cb1956aae2450b85dd81acdafbf16df488441fdddc566a6a63c9565",
+    "flat_rf9": "178a8c977f1e0a14e2b291a7d59172975be22f20811a09c5931bd845033361be",
+    "flat_rf13": "e08f9bb6c70d2cd1cbb989d32a163adc3d2feaa9f3352586ec8a4360d645665d",
+    "flat_rf17": "3d44f2174f0f7b1c6eb445f709ec80e3dc5822899be46bb6e11fb9f159ff89db",
+    "multiscale_rf9": "9f50481b53c965a9b22f5d011610fbbc803dbd1b4ea0e2079f95c1e07a71ddcc",
+    "multiscale_rf13": "650c3434f6933f95d70756b78985095cafed530cfce8e091782e1c6b186681c3",
     # the real-face family (CelebA 80x80); celeba80_multiscale_rf9/13 reuse celeba80_multiscale_rf5's low-pass
-    "celeba80_flat_rf5": "8b179851f4275976c4c24f2495f73f17cb943031ea1c85b8971e270c6a927997",
-    "celeba80_flat_rf9": "b1702d103e693b4797ebbc1f9f349fc88cfeff4e2993285da70da824222c44f5",
-    "celeba80_flat_rf13": "df71b811c8c1b55d83da7d994063ef132b42a0f584baa1bb66cc946267eea2ac",
-    "celeba80_flat_rf21": "94f7ede301589820021e958a67c2bdda5dd9fce7cd2233630a23ca1ac3e476a7",
-    "celeba80_multiscale_rf5": "d08327e5a66d5fb97345b8e37653d14d5255a791f660f45e2e81340a611e4110",
-    "celeba80_multiscale_rf9": "888f7948882fb73d90199508df1d12b12c8f9227c1ed37fe5996c4a563af5c8f",
-    "celeba80_multiscale_rf13": "0dd392e89010ec27f4493ba1dd94672294e14f3fba0b0ccd295a78e9b9f87e48",
+    "celeba80_flat_rf5": "6fbf06a664b6542809f1c0c7166501e273b540601094fad52413186818ecfb5c",
+    "celeba80_flat_rf9": "cd935ba45614d3bb119380ba57f2d90995c6659e0b4ac23fcafa1ecaff1be861",
+    "celeba80_flat_rf13": "54d065cf3dccb2b058fadf98e26cc7e3c83db6c1ff0aaa47e545e92957b88041",
+    "celeba80_flat_rf21": "a2b306c79b8ff34f27721f68b515cfae2ad807539d0b241b7f650bec1e956bf7",
+    "celeba80_multiscale_rf5": "3e3858ddc8fb24c7e85ba2c1172427cbee89ca167a9e029be03dd2e9c914343b",
+    "celeba80_multiscale_rf9": "e76f27914ae745b71cdd576d6d670ecd4f83af23c039fa8167fa0be4f1a4233b",
+    "celeba80_multiscale_rf13": "b0becb3dc07e0a119fb835c6af0b51bb44a606605b939b5c22fc867b8a80a7f8",
     # chapter 5's pair: flat RF 5, a quarter of the steps, sigma uniform / drawn as the authors' released code does
-    "celeba80_flat_rf5_short": "ff09606fb7bf062fa402f0693ca718d16ec883bdebbc5b0fee0af204ab62e5d7",
-    "celeba80_flat_rf5_short_quadratic": "d39191b80ce3265f3a184727398ddfee52d2361029eb3f31a675aff827589634",
+    "celeba80_flat_rf5_short": "2a605feb0834e8373bac161a98a7b5ea984ddedee43f2467f4bffd2a588b67ec",
+    "celeba80_flat_rf5_short_quadratic": "2c33bea1a7822ad6c917d09ed8702788080776d37c62e307fb94cfd049fe8959",
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed
 
-from . import data, multiscale, nets, pretrained, train as _train
+from . import data, multiscale, nets, pretrained, synthetic, train as _train
 
 _FLAT = dict(data="synthetic", image_size=32, n_train=8192, n_test=64, levels=0, init_seed=0, steps=4000,
              batch_size=32, lr=1e-3, lr_end=1e-5, sigma_range=(0.0, 1.0), log_sigma=False, patch_size=None, seed=0,
@@ -49,11 +49,6 @@ _C80 = dict(_FLAT, data="celeba80", image_size=80, n_train=None, n_test=128, net
 _C80_MS = dict(_C80, levels=2, patch_size=None, log_sigma=True,
                low=dict(net=dict(rf=21), sigma_range=(1e-3, 1.0), steps=16000),
                level=[dict(sigma_range=(5e-4, 0.5), seed=1), dict(sigma_range=(2.5e-4, 0.25), seed=2)])
-# CelebA 80x80 on a GPU: the same data and crops as the family above, the paper's net size, batches of 128 in bf16.
-_CELEBA80 = dict(_C80, n_test=None, batch_size=128, amp=True, eval_every=100, checkpoint_every=500)
-_CELEBA80_MS = dict(_CELEBA80, levels=2, patch_size=None, log_sigma=True, net=dict(width=64, depth=21, rf=9),
-                    low=dict(net=dict(kernel_sizes=[3] * 20), sigma_range=(1e-3, 1.0), steps=2800),
-                    level=[dict(sigma_range=(5e-4, 0.5), steps=2800), dict(sigma_range=(2.5e-4, 0.25), steps=3800)])
 
 RECIPES = {
     # chapter 2: the same net with and without biases, on a limited noise range (sigma <= 0.1 ~ 25/255)
@@ -79,10 +74,6 @@ RECIPES = {
     # celeba80_flat_rf5 but a quarter of its steps (what a busy shared CPU allowed): the pair isolates the sigma draw
     "celeba80_flat_rf5_short": dict(_C80, net=dict(_C80["net"], rf=5), steps=1000),
     "celeba80_flat_rf5_short_quadratic": dict(_C80, net=dict(_C80["net"], rf=5), steps=1000, quadratic_sigma=True),
-    # CelebA 80x80 (data.celeba_halfres), GPU: the reference models, with step counts rounded
-    "celeba80_flat9": dict(_CELEBA80, net=dict(width=64, depth=21, rf=9), steps=1800),
-    "celeba80_flat43": dict(_CELEBA80, net=dict(width=64, depth=21, rf=43), steps=2300),
-    "celeba80_ms9": _CELEBA80_MS,
 }
 
 # the released training (code/training.py): sigma = (k/255)^2, k uniform in 0..254, for every net. Its cap of the
@@ -233,7 +224,7 @@ def images(r):
     """(train, test) images of recipe r: synthetic faces (seeds 0 and 1) or CelebA (uint8)."""
     size, n, m = r["image_size"], r["n_train"], r["n_test"]
     if r["data"] == "synthetic":
-        return data.synthetic_faces(n, size, seed=0), data.synthetic_faces(m, size, seed=1)
+        return synthetic.faces(n, size, seed=0), synthetic.faces(m, size, seed=1)
     if r["data"] == "celeba80":
         size = None if size == 80 else size
         return tuple(data.celeba_halfres(split=s, size=size, n=k, dtype=torch.uint8) for s, k in (("train", n),

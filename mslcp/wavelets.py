@@ -93,12 +93,11 @@ def _check_normalize(normalize: str) -> float:
 
 
 def decompose(x: torch.Tensor, levels: int, wavelet: str = "haar",
-              normalize: str = "orthonormal") -> tuple[torch.Tensor, list[torch.Tensor]]:
+              normalize: str = "average") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """J = levels analysis steps: x (B,C,H,W) -> (low (B,C,H/2^J,W/2^J), [details_0, ..., details_{J-1}]).
 
-    details_j (B,3C,H/2^(j+1),W/2^(j+1)), 0 = finest. normalize="average" (the paper's convention)
-    divides level-j coefficients by 2^(j+1), so (Haar) every low-pass is a block average of x.
-    """
+    details_j (B,3C,H/2^(j+1),W/2^(j+1)), 0 = finest. normalize="average" (the paper's and every model's) divides
+    level-j coefficients by 2^(j+1), so (Haar) every low-pass is a block average of x; "orthonormal": pywt's."""
     s = _check_normalize(normalize)
     _check_image(x, "decompose")
     H, W = x.shape[-2:]
@@ -115,7 +114,7 @@ def decompose(x: torch.Tensor, levels: int, wavelet: str = "haar",
 
 
 def reconstruct(low: torch.Tensor, details: list[torch.Tensor], wavelet: str = "haar",
-                normalize: str = "orthonormal") -> torch.Tensor:
+                normalize: str = "average") -> torch.Tensor:
     """Inverse of decompose: low (B,C,h,w), details [finest, ..., coarsest] -> x (B,C,h*2^J,w*2^J)."""
     s = _check_normalize(normalize)
     x = low * s ** len(details)

@@ -1,3 +1,5 @@
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -7,7 +9,16 @@ import torch
 from mslcp import data
 
 BENCH = Path(__file__).parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmark scripts, importable by the tests that check them
+# the shipped assets (hub.asset) of this checkout, for the tests and the scripts and kernels they start
+os.environ.setdefault("MSLCP_ASSETS", str(Path(__file__).parents[1] / "data"))
+
+
+def script(name):
+    """benchmarks/NAME.py as a module, loaded from its file (the scripts are not put on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 # the half-resolution CelebA copy ($MSLCP_HALFRES, set by .ci/setup when ../shared has it): the real-face tests need it
 HALFRES_ROOT = data.halfres_root()

@@ -5,21 +5,21 @@ import subprocess
 import sys
 
 import pytest
-import quality_per_call  # benchmarks/, on the path by tests/conftest.py
 import torch
-from conftest import BENCH
+from conftest import BENCH, script
 
-from mslcp import data, nets, pretrained
+from mslcp import pretrained, synthetic
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
+quality_per_call = script("quality_per_call")
 README = (BENCH / "README.md").read_text()  # its tables and the sentences drawn from them
 FLAT = " ".join(README.split())  # the same, its lines joined
 
 
 def test_quality_per_call_measure():
     model = pretrained.shipped("multiscale_rf5")
-    reference = data.synthetic_faces(64, 32, seed=0)
+    reference = synthetic.faces(64, 32, seed=0)
     d, calls = quality_per_call.measure(model, 32, 1, reference, range(3), h0=0.5, beta=0.5)
     d2, _ = quality_per_call.measure(model, 32, 1, reference, range(3), h0=0.5, beta=0.5)
     assert d == d2 and 0 < d < 10  # seeded: the same images
@@ -148,13 +148,13 @@ def test_no_row_calls_the_all_levels_fixed_step_the_demo():
 
 
 def test_lowpass_benchmark_measures():
-    import lowpass
+    lowpass = script("lowpass")
 
     x = torch.rand(5, 1, 40, 40)
     r = lowpass.rescale(x)
     assert torch.allclose(r.amin((1, 2, 3)), torch.zeros(5))
     assert torch.allclose(r.amax((1, 2, 3)), torch.full((5,), 0.8))
-    faces = data.synthetic_faces(64, 40, seed=0)
+    faces = synthetic.faces(64, 40, seed=0)
     train, test = faces[:48], faces[48:]
     t = lowpass.face_threshold(train, test)  # the held-out median: half of them count as a face layout
     from mslcp import metrics
@@ -169,7 +169,7 @@ def test_lowpass_benchmark_measures():
 
 
 def test_peer_shims_and_settings():
-    import peer
+    peer = script("peer")
 
     net = pretrained.shipped("flat_rf5")
     y = torch.rand(2, 1, 16, 16)

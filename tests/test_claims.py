@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mslcp import analysis, data, metrics, nets, pretrained, recipes, sampling
+from mslcp import analysis, data, metrics, nets, pretrained, recipes, sampling, synthetic
 from conftest import needs_halfres  # tests/conftest.py
 
 
@@ -174,7 +174,7 @@ def authors(monkeypatch):
 
 
 def test_chapter5_receptive_fields_of_the_small_nets():
-    x = data.synthetic_faces(1, 32, seed=2)
+    x = synthetic.faces(1, 32, seed=2)
     noise = torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))  # the chapter's (n_test = 64)
     y = x + 0.2 * noise[:1]
     for rf in FLAT_RF5:  # "8 layers of 32 channels"; formula = measured = support of the Jacobian row (figure)
@@ -584,7 +584,7 @@ def test_chapter7_priors_on_synthetic_faces(chapter7, glued):
     lead = lambda prob, flat: g[f"ch7-{prob}-lead-{flat}"]
     F = torch.nn.functional
     n = _value(glued, "07_inverse_problems", "ch7-sizes")  # the chapter's image size, test faces, samples each
-    faces = data.synthetic_faces(n["faces"], n["size"], seed=2)  # the glued baselines are what they say
+    faces = synthetic.faces(n["faces"], n["size"], seed=2)  # the glued baselines are what they say
     hole = torch.ones(n["size"], n["size"], dtype=torch.bool)
     hole[10:22, 8:24] = False
     M = sampling.inpainting(hole)

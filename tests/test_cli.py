@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from mslcp import data, metrics, pretrained, recipes
+from mslcp import metrics, pretrained, recipes, synthetic
 from mslcp.__main__ import main
 from conftest import HALFRES, needs_halfres  # tests/conftest.py
 
@@ -61,14 +61,14 @@ def test_sample_and_super_resolve(tmp_path):
     assert main(["sample", "flat_rf5", "--n", "2", "--size", "16", "--h0", "0.5", "--sigma-final", "0.05",
                  "--out", str(tmp_path)]) == 0
     assert torch.load(tmp_path / "flat_rf5_samples.pt", weights_only=True).shape == (2, 1, 16, 16)
-    faces = data.synthetic_faces(2, 32, seed=3)
+    faces = synthetic.faces(2, 32, seed=3)
     torch.save(faces, tmp_path / "faces.pt")
     assert main(["sample", "multiscale_rf5", "--super-resolve", str(tmp_path / "faces.pt"), "--h0", "0.5",
                  "--out", str(tmp_path)]) == 0
     x = torch.load(tmp_path / "multiscale_rf5_superres.pt", weights_only=True)
     from mslcp import wavelets  # super-resolution keeps the given low-pass x_2
 
-    lows = [wavelets.decompose(v, 2, normalize="average")[0] for v in (x, faces)]
+    lows = [wavelets.decompose(v, 2)[0] for v in (x, faces)]
     assert torch.allclose(*lows, atol=1e-4)
 
 
@@ -78,7 +78,7 @@ def test_evaluate_table(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "denoising.csv")))
     assert [r["sigma"] for r in rows] == ["0.1", "0.2"] and list(rows[0]) == ["sigma", "noisy", "flat_rf5",
                                                                                "multiscale_rf5"]
-    x = data.synthetic_faces(8, 32, seed=2)  # the command's test images and noise, recomputed here
+    x = synthetic.faces(8, 32, seed=2)  # the command's test images and noise, recomputed here
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = metrics.psnr(pretrained.shipped("flat_rf5")(x + 0.2 * noise), x).mean().item()

@@ -196,7 +196,9 @@ def test_every_chapter_asks_colab_for_a_gpu():
         assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType"), path.name
 
 
-def test_editable_install_finds_the_assets(tmp_path):
+def test_editable_install_finds_the_assets_where_told(tmp_path):
+    """pip install -e of a checkout: the assets load from MSLCP_ASSETS (the checkout's data/); without it the error
+    says so (an editable install does not make mslcp.assets importable)."""
     python = fresh_venv(tmp_path / "venv")
     env = clean_env(tmp_path)
     src = source_copy(tmp_path)
@@ -207,7 +209,9 @@ def test_editable_install_finds_the_assets(tmp_path):
     probe = ("import mslcp; from mslcp import data, pretrained; print(mslcp.__file__); "
              "[pretrained.shipped(n) for n in pretrained.SHIPPED]; pretrained.celeba80_table(); "
              "print(list(data.astronaut().shape))")
-    out = run([str(python), "-c", probe], work, env).splitlines()
+    alone = subprocess.run([str(python), "-c", probe], cwd=work, env=env, capture_output=True, text=True)
+    assert alone.returncode != 0 and "set MSLCP_ASSETS to a checkout's data/ folder" in alone.stderr, alone.stderr
+    out = run([str(python), "-c", probe], work, dict(env, MSLCP_ASSETS=str(src / "data"))).splitlines()
     assert out == [str(src / "mslcp" / "__init__.py"), "[1, 1, 160, 160]"], out
 
 

@@ -4,54 +4,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pywt
 import torch
 from PIL import Image
 
 from mslcp import data
-from mslcp.data import celeba, celeba_halfres, image_folder, synthetic_faces
+from mslcp.data import celeba, celeba_halfres, image_folder
 from conftest import needs_halfres  # tests/conftest.py
 
 WHITE = (255, 255, 255)
 # four coloured quadrants inside the crop: grayscale must be the mean of RGB (not ITU-R 601 luma)
 QUADS = {(0, 0): (250, 10, 30), (0, 1): (0, 120, 240), (1, 0): (30, 30, 60), (1, 1): (255, 255, 0)}
-
-
-# ----------------------------------------------------------------------------- synthetic faces
-
-def test_synthetic_shape_range_determinism():
-    x = synthetic_faces(6, 32, seed=0)
-    assert x.shape == (6, 1, 32, 32) and x.dtype == torch.float32
-    assert x.min() >= 0 and x.max() <= 1 and x.std() > 0.1
-    assert torch.equal(x, synthetic_faces(6, 32, seed=0))
-    assert torch.equal(x[:3], synthetic_faces(3, 32, seed=0))      # first images do not depend on n
-    assert (x - synthetic_faces(6, 32, seed=1)).abs().mean() > 0.05
-    assert synthetic_faces(0, 16).shape == (0, 1, 16, 16)
-    assert synthetic_faces(2, 160).shape == (2, 1, 160, 160)
-
-
-@pytest.mark.parametrize("size", [0, 4, 12, 60])
-def test_synthetic_size_errors(size):
-    with pytest.raises(ValueError, match="multiple of 8"):
-        synthetic_faces(2, size)
-
-
-def test_synthetic_long_range_and_nonstationary():
-    x = synthetic_faces(512, 64, seed=3)[:, 0]
-    texture = data._field(torch.Generator().manual_seed(0), 512, 16, 64)[:, 0]   # stationary control
-
-    def eye_corr(imgs):  # per-pixel correlation across images of the two eye regions (same offsets)
-        L, R = imgs[:, 22:34, 20:30], imgs[:, 22:34, 34:44]
-        L, R = (z.flatten(1) - z.flatten(1).mean((1,), keepdim=True) for z in (L, R))   # drop patch means
-        L, R = L - L.mean(0), R - R.mean(0)
-        return ((L * R).sum(0) / (L.norm(dim=0) * R.norm(dim=0))).mean().item()
-    assert eye_corr(x) > 0.5                       # eyes share size, gaze, position
-    assert abs(eye_corr(texture)) < 0.1            # 14 px apart: independent in a stationary texture
-    m = x.mean(0)
-    assert m.std() > 0.2 * x.std() and texture.mean(0).std() < 0.1 * texture.std()   # non-stationary mean
-    assert (m - m.flip(-1)).abs().mean() < 0.2 * (m - m.mean()).abs().mean()   # symmetric layout
-    details = pywt.wavedec2(x.numpy(), "haar", level=3, axes=(-2, -1))[1:]
-    assert all(np.std(b) > 0.01 for level in details for b in level)    # every scale carries signal
 
 
 # ----------------------------------------------------------------------------- CelebA layout
@@ -151,7 +113,7 @@ def test_celeba_download(tmp_path, monkeypatch):
     assert not (root / "img_align_celeba.zip").exists()             # extracted, archive removed
     assert celeba(split="train").shape == (2, 1, 160, 160)           # cached, no download
     monkeypatch.setitem(data.CELEBA_FILES, "img_align_celeba.zip", (archive.as_uri(), "0" * 64))
-    with pytest.raises(RuntimeError, match="download failed.*synthetic_faces"):
+    with pytest.raises(RuntimeError, match="download failed.*synthetic.faces"):
         celeba(tmp_path / "other", download=True)                  # bad checksum: clear error
 
 
@@ -171,6 +133,8 @@ def test_image_folder(tmp_path):
     assert torch.allclose(x[2], torch.tensor(100 / 255))
     assert image_folder(tmp_path, 8, n=1).shape == (1, 1, 8, 8)
     assert image_folder(tmp_path, 40, dtype=torch.uint8)[1].unique().tolist() == [60]
+    # one grayscale convention: a file read whole (data.gray_image) is the mean of R, G, B too, not PIL's luma
+    assert torch.allclose(data.gray_image(tmp_path / "b.png")[0, 0, :, 10:50], torch.tensor(60 / 255))
     with pytest.raises(RuntimeError, match="does not exist"):
         image_folder(tmp_path / "missing", 8)
     (tmp_path / "empty").mkdir()
@@ -187,6 +151,7 @@ def test_16_bit_images_are_scaled(tmp_path):
     assert Image.open(tmp_path / "deep.png").mode == "I;16"
     x = image_folder(tmp_path, 16)
     np.testing.assert_allclose(x[0, 0].numpy(), a / 65535, rtol=1e-6)
+    assert torch.equal(data.gray_image(tmp_path / "deep.png")[0], x[0])
 
 
 # ----------------------------------------------------------------------------- the shared half-resolution copy

@@ -146,8 +146,6 @@ CASES = [
      ["diverged", "drifted"]),
     ("NaN denoiser", lambda: sample(lambda y: y * nan, SHAPE, generator=0), RuntimeError,
      ["diverged for 2 of 2", "non-finite"]),
-    ("strict, max_steps", lambda: sample(shrink, SHAPE, max_steps=3, strict=True, generator=0), RuntimeError,
-     ["max_steps=3", "strict"]),
     # ---- synthesize / super_resolve
     ("size not divisible", lambda: synthesize(MS, 2, size=7), ValueError, ["size", "divisible by 2**levels = 2"]),
     ("size=0", lambda: synthesize(MS, 2, size=0), ValueError, ["size", "positive"]),

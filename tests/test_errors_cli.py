@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from mslcp import __main__ as cli, data, pretrained, sampling
+from mslcp import __main__ as cli, pretrained, sampling, synthetic
 from mslcp.__main__ import main
 from mslcp.nets import BFCNN, ConditionalBFCNN
 
@@ -33,7 +33,7 @@ torch.manual_seed(0)
 
 def _files():
     """The inputs of the rows, written once: tensors, images, checkpoints."""
-    faces = data.synthetic_faces(2, 32, seed=3)
+    faces = synthetic.faces(2, 32, seed=3)
     torch.save((faces * 255).round().byte(), TMP / "faces_uint8.pt")
     torch.save(faces * 255, TMP / "faces_255.pt")
     torch.save(faces[..., :30, :30].contiguous(), TMP / "faces_30.pt")
@@ -222,7 +222,7 @@ def test_every_image_failed_writes_nothing(monkeypatch, capsys):
 def test_default_flat_sampling_uses_the_books_stopping_level(capsys):
     # the shipped flat_rf5 with sigma_final = 0.01 lost 11 of 16 images (NaN) and exited with 0; the command now stops
     # at the book's sigma_L, measured on 64 training faces of the recipe (seed 0, as recipes.images draws them)
-    level = sampling.stopping_level(pretrained.shipped("flat_rf5"), data.synthetic_faces(64, 32, seed=0))
+    level = sampling.stopping_level(pretrained.shipped("flat_rf5"), synthetic.faces(64, 32, seed=0))
     code, out, err = run(["sample", "flat_rf5", "--n", "4", "--out", str(TMP / "flat")], capsys)
     assert code == 0 and "4 of 4 images converged" in out
     assert f"sigma_L = {level:.4f}" in err and 0.05 < level < 0.08

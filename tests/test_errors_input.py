@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_refused  # tests/conftest.py
 import torch
 
-from mslcp import data, metrics, nets, presets, pretrained, recipes, sampling
+from mslcp import data, metrics, nets, presets, pretrained, recipes, sampling, synthetic
 from mslcp.multiscale import MultiScaleDenoiser
 from mslcp.nets import BFCNN, ConditionalBFCNN
 from mslcp.train import train
@@ -114,8 +114,8 @@ LIB_CASES = [
      ["k", "an int", "ratio"]),
     ("random_projection shape 0", lambda: sampling.random_projection((0, 4, 4), 1), ValueError,
      ["shape", "positive ints"]),
-    ("synthetic_faces size=16.0", lambda: data.synthetic_faces(2, 16.0), ValueError, ["size", "an int", "16.0"]),
-    ("synthetic_faces n=2.5", lambda: data.synthetic_faces(2.5, 16), ValueError, ["n must be an int"]),
+    ("synthetic.faces size=16.0", lambda: synthetic.faces(2, 16.0), ValueError, ["size", "an int", "16.0"]),
+    ("synthetic.faces n=2.5", lambda: synthetic.faces(2.5, 16), ValueError, ["n must be an int"]),
     # ---- constructor arguments: refused when the net is built, not at its first call
     ("BFCNN width=0", lambda: BFCNN(width=0, depth=3, rf=5), ValueError, ["width", ">= 1", "0"]),
     ("BFCNN width=-4", lambda: BFCNN(width=-4, depth=3, rf=5), ValueError, ["width", "-4"]),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mslcp import data, wavelets
+from mslcp import synthetic, wavelets
 from mslcp.metrics import denoising_psnr, layout_score, psnr, sample_distance, wasserstein1d
 
 
@@ -88,10 +88,10 @@ def test_layout_score_is_a_correlation():
 
 
 def test_sample_distance_zero_floor_and_ranking():
-    faces = data.synthetic_faces(512, 32, seed=0)
+    faces = synthetic.faces(512, 32, seed=0)
     same = sample_distance(faces, faces)
     assert all(v == 0 for v in same.values()) and set(same) >= {"mean", "layout", "kurtosis 0", "total"}
-    floor = sample_distance(data.synthetic_faces(128, 32, seed=1), faces)["total"]  # independent draws
+    floor = sample_distance(synthetic.faces(128, 32, seed=1), faces)["total"]  # independent draws
     assert 0 < floor < 0.5
     g = torch.Generator().manual_seed(0)
     low, details = wavelets.decompose(faces[:128], 2)

@@ -5,6 +5,7 @@ every released net has a linear first layer (with a ReLU after conv0 the same we
 are homogeneous, so images in [0, 1] and [0, 255] give the same result up to scale.
 """
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,9 @@ from mslcp.multiscale import MultiScaleDenoiser
 from mslcp.nets import BFCNN, ConditionalBFCNN
 
 ROOT = Path(__file__).parents[1]
-WEIGHTS = ROOT / ".." / "shared" / "reference-weights"
-needs_weights = pytest.mark.skipif(not (WEIGHTS / "SHA256SUMS").exists(),
-                                   reason=f"the authors' weights are not in {WEIGHTS.resolve()}")
+WEIGHTS = Path(os.environ["MSLCP_WEIGHTS"]) if os.environ.get("MSLCP_WEIGHTS") else None  # .ci/setup sets it
+needs_weights = pytest.mark.skipif(WEIGHTS is None or not (WEIGHTS / "SHA256SUMS").exists(),
+                                   reason=f"the authors' weights are not in MSLCP_WEIGHTS={WEIGHTS}")
 
 
 @pytest.fixture
@@ -131,8 +132,13 @@ def test_paper_denoisers_reduce_the_error(weights):
     # the paper's point: at high noise a small RF loses far less in the multi-scale model than flat
     assert gain["multi-scale rf 9"][2] > gain["flat rf 9"][2] + 0.5
     # the same weights with a ReLU after the first conv (wrong convention) lose several dB
-    relu = BFCNN.from_state_dict(pretrained.paper_flat(43).state_dict(), first_relu=True).eval()
-    assert (psnr(relu(y), x.expand_as(y)) - noisy < gain["flat rf 43"] - 3).all()
+    net = pretrained.paper_flat(43)
+    with torch.no_grad():
+        h = torch.relu(net.conv_layers[0](y))
+        for conv, bn in zip(net.conv_layers[1:-1], net.BN_layers):
+            h = torch.relu(bn(conv(h)))
+        relu = y - net.conv_layers[-1](h)
+    assert (psnr(relu, x.expand_as(y)) - noisy < gain["flat rf 43"] - 3).all()
     # homogeneity: the intensity scale does not matter
     ms = models["multi-scale rf 13"]
     torch.testing.assert_close(ms(255 * y) / 255, ms(y), atol=1e-5, rtol=1e-4)
@@ -143,12 +149,11 @@ def test_paper_multiscale_structure(weights):
     ms = pretrained.paper_multiscale([13, 13, 13], size=320)
     assert ms.levels == 3 and not ms.training and (ms.wavelet, ms.normalize) == ("haar", "average")
     assert [c.rf for c in ms.conditionals] == [13] * 3 and ms.low.rf == 41 and len(ms.low.conv_layers) == 20
-    assert not any(c.first_relu for c in [ms.low, *ms.conditionals])
 
 
 def small_multiscale():
     torch.manual_seed(0)
-    low = BFCNN(width=8, depth=4, rf=5, first_relu=False)
+    low = BFCNN(width=8, depth=4, rf=5)
     conds = [ConditionalBFCNN(width=6, depth=3, rf=5) for _ in range(2)]
     low.train()(torch.rand(4, 1, 8, 8))  # non-trivial BN running statistics
     for c in conds:
@@ -167,7 +172,7 @@ def test_save_load_round_trip(tmp_path):
     assert back.config == ms.conditionals[1].config
     pretrained.save(ms, tmp_path / "m.safetensors")
     back = pretrained.load(tmp_path / "m.safetensors")
-    assert (back.levels, back.normalize, back.low.first_relu) == (2, "orthonormal", False)
+    assert (back.levels, back.normalize, back.low.config) == (2, "orthonormal", ms.low.config)
 
 
 def test_load_errors(tmp_path):
@@ -189,8 +194,8 @@ def test_load_errors(tmp_path):
 
 
 def test_shipped_from_checkout_or_package(tmp_path, monkeypatch):
-    """shipped(): the checkout's data/checkpoints copy when present, else the installed package's mslcp.assets copy
-    (a pip install, as in Colab); SHA checked; nothing is downloaded."""
+    """shipped(): the copy in $MSLCP_ASSETS (a checkout's data/) when it is set, else the installed package's
+    mslcp.assets copy (a pip install, as in Colab); SHA checked; nothing is downloaded."""
     net = BFCNN(width=4, depth=3, rf=5)
     repo, package = tmp_path / "repo", tmp_path / "site-packages" / "assets"
     for folder in (repo / "data" / "checkpoints", package / "checkpoints"):
@@ -198,16 +203,19 @@ def test_shipped_from_checkout_or_package(tmp_path, monkeypatch):
         pretrained.save(net, folder / "tiny.safetensors")
     sha = hub.sha256(repo / "data" / "checkpoints" / "tiny.safetensors")
     monkeypatch.setattr(pretrained, "SHIPPED", {"tiny": sha})
-    monkeypatch.setattr(hub, "REPO", repo)
+    monkeypatch.setenv("MSLCP_ASSETS", str(repo / "data"))
     used = []
     monkeypatch.setattr(hub, "_packaged", lambda rel: used.append(rel) or package.joinpath(*rel.split("/")[1:]))
     y = torch.rand(1, 1, 8, 8)
     torch.testing.assert_close(pretrained.shipped("tiny")(y), net.eval()(y))
-    assert used == [], "the checkout's copy comes first"
+    assert used == [], "the MSLCP_ASSETS copy comes first"
     (repo / "data" / "checkpoints" / "tiny.safetensors").write_bytes(b"changed")
     with pytest.raises(RuntimeError, match="SHA-256"):
         pretrained.shipped("tiny")
-    (repo / "data" / "checkpoints" / "tiny.safetensors").unlink()  # a pip install: no data/ folder
+    (repo / "data" / "checkpoints" / "tiny.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="MSLCP_ASSETS"):
+        pretrained.shipped("tiny")
+    monkeypatch.delenv("MSLCP_ASSETS")  # a pip install
     torch.testing.assert_close(pretrained.shipped("tiny")(y), net(y))
     assert used == ["data/checkpoints/tiny.safetensors"]
     (package / "checkpoints" / "tiny.safetensors").unlink()

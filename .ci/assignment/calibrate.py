@@ -37,10 +37,10 @@ def cell_sources(ids, nb=NOTEBOOK):
 
 def namespace(seed):
     """The chapter's setup cell run with SEED = seed: a dict of its globals (CPU preset, one thread)."""
-    from mslcp import analysis, data, metrics, nets, plot, presets, train, wavelets
+    from mslcp import analysis, metrics, nets, plot, presets, synthetic, train, wavelets
 
     preset, device = presets.setup("cpu")
-    ns = dict(analysis=analysis, data=data, metrics=metrics, nets=nets, plot=plot, presets=presets,
+    ns = dict(analysis=analysis, metrics=metrics, nets=nets, plot=plot, presets=presets, synthetic=synthetic,
               train=train, wavelets=wavelets, preset=preset, device=device)
     setup = cell_sources(CELLS[:1])[0]
     assert "\nSEED = 0 " in setup, "the setup cell no longer sets SEED = 0"
