@@ -341,28 +341,17 @@ def evaluate(args):
     x = _test_images(source, size, args.n).to(device)
     if len(x) < args.n:
         _note(f"{source} has {len(x)} test images, fewer than --n {args.n}: the table uses {len(x)}")
-    g = torch.Generator().manual_seed(args.seed)
-    noise = torch.randn(x.shape, generator=g).to(x.device)
-    table = {}
-    with torch.no_grad(), tqdm(total=len(args.sigmas) * len(models), desc="evaluate") as bar:
-        for s in args.sigmas:
-            y = x + s * noise
-            row = {"noisy": metrics.psnr(y, x).mean().item()}
-            for name, m in models.items():
-                row[name] = torch.cat([metrics.psnr(m(y[i:i + 64]), x[i:i + 64]) for i in range(0, len(x), 64)]
-                                      ).mean().item()
-                bar.update()
-            table[s] = row
-    cols = ["noisy", *models]
+    psnrs = metrics.denoising_psnr(models, x, args.sigmas, seed=args.seed, batch_size=64)
+    cols, rows = ["noisy", *models], list(enumerate(args.sigmas))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "denoising.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sigma", *cols])
-        w.writerows([[s, *(f"{row[c]:.3f}" for c in cols)] for s, row in table.items()])
+        w.writerows([[s, *(f"{psnrs[c][i]:.3f}" for c in cols)] for i, s in rows])
     what = source if source in DATA_SIZE else f"images of {source}"
     md = [f"PSNR (dB) of {len(x)} {what} test images ({size}x{size}), one noise draw (seed {args.seed})", "",
           "| σ | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    md += [f"| {s} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |" for s, row in table.items()]
+    md += [f"| {s} | " + " | ".join(f"{psnrs[c][i]:.2f}" for c in cols) + " |" for i, s in rows]
     (out / "denoising.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"wrote {out / 'denoising.md'} and {out / 'denoising.csv'}")

@@ -32,11 +32,12 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.T
     return 10 * torch.log10(data_range**2 / mse)
 
 
-def denoising_psnr(models, x, sigmas, seed=0):
+def denoising_psnr(models, x, sigmas, seed=0, cond=None, batch_size=None):
     """Denoising PSNR (dB) against the noise level: models {name: callable (B,C,H,W) -> (B,C,H,W)}, clean images
     x (B,C,H,W), noise levels sigmas -> {"noisy": input PSNR, name: output PSNR, ...}, each a list with one value
     per σ, the mean over the images. One noise draw z ~ N(0, I) (CPU generator `seed`) serves every model and
-    σ, y = x + σ z, so the curves differ only through the models."""
+    σ, y = x + σ z, so the curves differ only through the models. cond: the clean conditions of conditional models,
+    called model(cond, y) (`train.evaluate`); batch_size: images per call (None: all). Also the command line's."""
     if not isinstance(models, dict) or not all(callable(m) for m in models.values()):
         raise TypeError(f"denoising_psnr: models must be a dict {{name: denoiser}}, got {type(models).__name__}")
     if "noisy" in models:
@@ -50,13 +51,16 @@ def denoising_psnr(models, x, sigmas, seed=0):
                              for s in map(lambda v: v.item() if torch.is_tensor(v) else v, sigmas)):
         raise ValueError(f"denoising_psnr: sigmas must be a non-empty list of finite numbers >= 0, got {sigmas!r:.80}")
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x)
+    b = batch_size or max(len(x), 1)
     table = {"noisy": [], **{name: [] for name in models}}
     with torch.no_grad():
         for s in sigmas:
             y = x + float(s) * z
             table["noisy"].append(psnr(y, x).mean().item())
             for name, model in models.items():
-                table[name].append(psnr(model(y), x).mean().item())
+                p = [psnr(model(y[i:i + b]) if cond is None else model(cond[i:i + b], y[i:i + b]), x[i:i + b])
+                     for i in range(0, len(x), b)]
+                table[name].append(torch.cat(p).mean().item())
     return table
 
 

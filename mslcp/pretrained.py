@@ -19,7 +19,7 @@ from .multiscale import MultiScaleDenoiser
 from .nets import BFCNN, ConditionalBFCNN
 
 URL = "https://raw.githubusercontent.com/LabForComputationalVision/local-probability-models-of-images/main/"
-SHA256 = {  # (image size, rf, scale) -> SHA-256 of model.pt; scale None: flat net, "low": low-pass, j: level j
+SHA256 = {  # (image size, rf, level) -> SHA-256 of model.pt; level None: flat net, "low": low-pass, j: level j
     (160, 5, None): "6c6cff6a4ecbf827ff41cba5d7326056b48669cd5d756a8f32f721f0cbd032b3",
     (160, 9, None): "0a0a85098fba8f842ed5bc1aab9fe0f54f745c525d6efd1ff155de0fd8aa48c7",
     (160, 13, None): "2510ac57ef3156448cb3515efe631335c393a71c0c73747c718d1ce23b2f8022",
@@ -44,10 +44,10 @@ SHA256 = {  # (image size, rf, scale) -> SHA-256 of model.pt; scale None: flat n
 LEVELS = {160: 2, 320: 3}  # wavelet levels J of the multi-scale models (low-pass 40x40)
 
 
-def relpath(size, rf, scale=None):
-    """Relative path (= URL path) of an authors' model.pt."""
-    kind = "flat" if scale is None else "multi_scale"
-    tail = "" if scale is None else "_low" if scale == "low" else f"_scale_{scale}"
+def relpath(size, rf, level=None):
+    """Relative path (= URL path) of an authors' model.pt (their folders name wavelet level j `scale_j`)."""
+    kind = "flat" if level is None else "multi_scale"
+    tail = "" if level is None else "_low" if level == "low" else f"_scale_{level}"
     return f"denoisers/{kind}/celebA_{size}x{size}_gray/noise_range_0to255_RF_{rf}x{rf}{tail}/model.pt"
 
 
@@ -90,9 +90,9 @@ def weights_file(rel):
         raise WeightsUnavailable(f"cannot get {rel}: {where}, not in the cache {hub.cache_dir()}, and {e}") from e
 
 
-def _authors(size, rf, scale):  # every released net has a linear first layer, as BFCNN
-    cls = ConditionalBFCNN if isinstance(scale, int) else BFCNN
-    sd = torch.load(weights_file(relpath(size, rf, scale)), map_location="cpu", weights_only=True)
+def _authors(size, rf, level):  # every released net has a linear first layer, as BFCNN
+    cls = ConditionalBFCNN if isinstance(level, int) else BFCNN
+    sd = torch.load(weights_file(relpath(size, rf, level)), map_location="cpu", weights_only=True)
     return cls.from_state_dict(sd).eval()
 
 

@@ -1,18 +1,18 @@
 """Named training recipes: how every model of the book was trained, in one place, and how to run one.
 
 A recipe is a dict: the data (`data`, `image_size`, `n_train`, `n_test`), the architecture (`net`: BFCNN keyword
-arguments; `levels` J = 0 for a flat model, else a low-pass net of x_J and one ConditionalBFCNN per level), the
-training settings of `train.train` (`steps`, `batch_size`, `lr`, `lr_end`, `sigma_range`, `log_sigma`, `patch_size`
-in image pixels, `seed`, `test_sigmas`, `eval_every`, `checkpoint_every`, `amp`, and optionally `quadratic_sigma`:
-the authors' released σ draw, default False), and `init_seed` (torch.manual_seed before the nets are built). A
-multi-scale recipe overrides any of these for its low-pass net (`low`) and per level
-(`level`, a list indexed by j, 0 = finest); `low_from` names a recipe whose trained low-pass net it reuses.
+arguments; `levels` J = 0 for a flat model, else a low-pass net of x_J and one ConditionalBFCNN per level), fields
+of `train.TrainConfig` (all but the level, J, wavelet and normalize: `config` makes each net's) and `init_seed`
+(torch.manual_seed before the nets are built). A multi-scale recipe overrides any of these for its low-pass net
+(`low`) and per level (`level`, a list indexed by j, 0 = finest); `low_from` names a recipe whose trained low-pass
+net it reuses.
 A preset (`PRESETS`) overrides recipes for a machine: "cpu" (the recipes as the book ships them), "colab" (about
 30 min per model on a T4-class GPU, 1/10 of an H200) and "paper" (the paper's data and network size). Keys "flat.K"
 and "multiscale.K" of a preset apply only to that kind of recipe.
 """
 import copy
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -96,8 +96,6 @@ PRESETS = {
 _NET_KEYS = {"width", "depth", "rf", "kernel_sizes", "bias"}
 _STAGE_KEYS = set(_FLAT) - {"data", "image_size", "n_train", "n_test", "levels", "init_seed"}
 _STAGE_KEYS |= {"net", "quadratic_sigma"}
-_INTS = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1, "seed": 0, "init_seed": 0,
-         "image_size": 8, "levels": 0}
 
 
 def _set(r, key, value, name):
@@ -153,36 +151,26 @@ def get(name, preset=None, **overrides):
 
 
 def _check(r):
+    """The recipe's own settings; each net's training settings are checked by building its TrainConfig (`config`)."""
     name = r["name"]
     if r["data"] not in ("synthetic", "celeba", "celeba80"):
         raise ValueError(f"{name}: data must be 'synthetic', 'celeba' or 'celeba80', got {r['data']!r}")
     for key in ("n_train", "n_test"):
         if r[key] is not None and (not isinstance(r[key], int) or r[key] < 1):
             raise ValueError(f"{name}: {key} must be an int >= 1 (or None: the whole split), got {r[key]!r}")
+    for key, low in (("init_seed", 0), ("image_size", 8), ("levels", 0)):
+        _train.check_int(f"{name}: {key}", r[key], low)
     if r["levels"] and len(r.get("level", [])) != r["levels"]:
         raise ValueError(f"{name}: levels={r['levels']} needs one entry per level in 'level', got {r.get('level')}")
-    for sub in stages(r).values():
-        for key, low in _INTS.items():
-            _train.check_int(f"{name}: {key}", sub.get(key, r.get(key)), low)
-        if sub["patch_size"] is not None and (not isinstance(sub["patch_size"], int) or sub["patch_size"] < 1):
-            raise ValueError(f"{name}: patch_size must be an int >= 1 or None, got {sub['patch_size']!r}")
+    for level, sub in stages(r).items():
         try:  # the net's settings, before any data are built (nothing is built: no random draws)
             nets.check_config(**sub["net"])
         except (ValueError, TypeError) as e:
             raise ValueError(f"{name}: net.{e}") from None
         try:
-            lo, hi = _train._pair("sigma_range", sub["sigma_range"])
-            _train.check_sigmas("test_sigmas", sub["test_sigmas"])
+            config(r, level)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
-        if not isinstance(sub["lr"], (int, float)) or isinstance(sub["lr"], bool):
-            raise ValueError(f"{name}: lr must be a number > 0, got {sub['lr']!r}")
-        if sub.get("quadratic_sigma", False) not in (True, False) or sub.get("quadratic_sigma") and sub["log_sigma"]:
-            raise ValueError(f"{name}: quadratic_sigma must be True or False, and not True with log_sigma, got "
-                             f"{sub.get('quadratic_sigma')!r} (log_sigma={sub['log_sigma']!r})")
-        if not 0 <= lo <= hi or not sub["lr"] > 0:
-            raise ValueError(f"{name}: need 0 <= sigma_range low <= high and lr > 0, got {sub['sigma_range']}, "
-                             f"lr={sub['lr']}")
 
 
 def stages(r):
@@ -207,6 +195,12 @@ def describe(name):
         crop = f" crops of {s['patch_size']}²" if s["patch_size"] else ""
         parts.append(f"{net}{s['steps']:,} × {s['batch_size']}{crop}, σ {law} in [{lo:g}, {hi:g}]")
     return "; ".join(parts)
+
+
+def config(r, level):
+    """The TrainConfig of the net `level` of recipe r (None: a flat model's; "low", or a wavelet level j)."""
+    kw = {k: v for k, v in stages(r)[level].items() if k != "net"}
+    return _train.TrainConfig(**kw, level=level, levels=r["levels"] if level == "low" else None)
 
 
 def build(r):
@@ -235,19 +229,22 @@ def images(r):
 
 def _stale(old, r):
     """What differs between recipes old and r -> (dotted names of the settings, the nets of r whose checkpoints
-    `old` cannot give: those whose settings differ, and every net from the first whose architecture differs, as the
-    nets are initialized in order from one seed; all of them if a setting of the whole recipe differs)."""
+    `old` cannot give: those whose training settings differ where a resume may not change them (`train.changed`),
+    and every net from the first whose architecture differs, as the nets are initialized in order from one seed;
+    all of them if a setting of the whole recipe differs)."""
     new, was = stages(r), stages(old) if old.get("levels") == r["levels"] else {}
     shared = [k for k in sorted(set(old) | set(r)) if k not in _STAGE_KEYS | {"low", "level", "preset"}
               and old.get(k) != r.get(k)]
     diff, stale, init = list(shared), [], bool(shared)
-    for scale, s in new.items():
-        o = was.get(scale, {})
-        prefix = "" if scale is None else "low." if scale == "low" else f"level{scale}."
-        diff += [prefix + k for k in sorted(set(o) | set(s)) if o.get(k) != s.get(k)]
-        init = init or o.get("net") != s["net"]
-        if init or o != s:
-            stale.append(scale)
+    for level, s in new.items():
+        prefix = "" if level is None else "low." if level == "low" else f"level{level}."
+        keys = ["net"] * (was.get(level, {}).get("net") != s["net"])
+        if level in was:
+            keys += [k for k, *_ in _train.changed(asdict(config(old, level)), asdict(config(r, level)))]
+        diff += [prefix + k for k in sorted(keys)]
+        init = init or "net" in keys
+        if init or keys or level not in was:
+            stale.append(level)
     return diff, stale
 
 
@@ -273,16 +270,15 @@ def run(r, runs, models=None, device=None, compile=False, progress=True):
         Path(f"{saved}.tmp").replace(saved)  # atomic: other ranks may be reading it
     model = build(r)
     x, x_test = images(r)
-    for scale, s in stages(r).items():
-        net = model if scale is None else model.low if scale == "low" else model.conditionals[scale]
-        if scale == "low" and r.get("low_from"):
+    for level in stages(r):
+        net = model if level is None else model.low if level == "low" else model.conditionals[level]
+        if level == "low" and r.get("low_from"):
             own = models / f"{r['low_from']}.safetensors"
             model.low = (pretrained.load(own) if own.exists() else pretrained.shipped(r["low_from"])).low
             continue
-        kw = {k: v for k, v in s.items() if k != "net"}
-        kw["sigma_range"], kw["test_sigmas"] = tuple(kw["sigma_range"]), tuple(kw["test_sigmas"])
+        c = config(r, level)
         if progress:
-            print(f"{r['name']}: training {'the model' if scale is None else f'net {scale!r}'} ({s['steps']} steps)")
-        _train.train(net, x, scale=scale, levels=r["levels"] if scale == "low" else None, test_data=x_test,
-                     checkpoint=files[scale], device=device, compile=compile, progress=progress, **kw)
+            print(f"{r['name']}: training {'the model' if level is None else f'net {level!r}'} ({c.steps} steps)")
+        _train.train(net, x, c, test_data=x_test, checkpoint=files[level], device=device, compile=compile,
+                     progress=progress)
     return model.eval()

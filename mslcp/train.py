@@ -1,5 +1,11 @@
-"""Training blind denoisers (flat, low-pass and conditional) with MSE, Adam and resumable checkpoints."""
+"""Training blind denoisers (flat, low-pass and conditional) with MSE, Adam and resumable checkpoints.
+
+In named parts: `TrainConfig` (the settings, checked once; a checkpoint stores them), `get_batch` (the examples and
+noise of one step, a function of the data, the configuration and the step), `learning_rate`, `evaluate` (PSNR per σ:
+`metrics.denoising_psnr`), `save_checkpoint` and `load_checkpoint`; `train` is the loop that calls them.
+"""
 import copy
+import dataclasses
 import hashlib
 import math
 import numbers
@@ -11,24 +17,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as dist_model
 from tqdm.auto import tqdm
 
 from . import multiscale
 from .data import check_images
-from .metrics import psnr
+from .metrics import denoising_psnr
 
 
 def _mix(seed: int, step: int) -> int:
     # Per-step RNG seed: the random draws of step s depend only on (seed, s), so a resumed run needs
     # no generator state in the checkpoint (and resumes on any device). 32 bits: CPU mt19937 uses no more.
     return (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + 1) % 2**32
-
-
-def _split(net, k, x, sigma, noise):
-    """x = [cond, target] (cond: the first k channels, none for a flat model) -> (target, net's estimate of it)."""
-    target = x[:, k:]
-    noisy = target + sigma * noise  # noise only on the target channels
-    return target, (net(x[:, :k], noisy) if k else net(noisy))
 
 
 def _sigmas(u, lo, hi, log):
@@ -45,37 +45,24 @@ def _quadratic_sigmas(u, lo, hi):
     return ((a + ((b - a) * u).floor()) / 255) ** 2
 
 
-def _float(x):
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
-
-
-def examples(images, scale=None, levels=None, wavelet="haar", normalize="average"):
-    """What a model of `scale` trains on, from images (B,C,H,W) (float in [0,1] or uint8): scale None -> the
+def examples(images, level=None, levels=None, wavelet="haar", normalize="average"):
+    """What a model of `level` trains on, from images (B,C,H,W) (float in [0,1] or uint8): level None -> the
     images; "low" -> x_J (B,C,H/2^J,W/2^J), J = levels; level j -> [x_{j+1}, x̄_j] (B,4C,H/2^(j+1),W/2^(j+1))."""
-    if scale is None:
-        return _float(images)
-    if scale == "low":
+    if level is None:
+        return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    if level == "low":
         return multiscale.lowpass_data(images, levels, wavelet, normalize)
-    return multiscale.training_data(images, scale, wavelet, normalize)
+    return multiscale.training_data(images, level, wavelet, normalize)
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or inf (the run failed; nothing was saved for that window)."""
 
 
-def _pair(name, value):
-    """(low, high) from a pair of finite numbers, else ValueError naming `name`."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    if not ok:
-        raise ValueError(f"{name} must be a pair (low, high) of finite numbers, got {value!r:.80}")
-    return float(value[0]), float(value[1])
-
-
 def check_sigmas(name, value):
     """A non-empty list of finite noise levels >= 0, else ValueError naming `name` (a bare number is refused)."""
     ok = isinstance(value, (tuple, list)) and len(value) >= 1 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v < math.inf for v in value)
+        _real(v) and 0 <= v < math.inf for v in value)
     if not ok:
         raise ValueError(f"{name} must be a non-empty list of noise levels >= 0, got {value!r:.80}"
                          + (f": write [{value}]" if isinstance(value, numbers.Real) else ""))
@@ -83,9 +70,10 @@ def check_sigmas(name, value):
 
 
 def check_int(name, value, low):
-    """Raise ValueError naming `name` unless value is an int (not a bool) >= low."""
+    """value, or ValueError naming `name` unless it is an int (not a bool) >= low."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
 
 
 def _fingerprint(data):
@@ -96,262 +84,294 @@ def _fingerprint(data):
     return [list(data.shape), str(data.dtype).removeprefix("torch."), digest]
 
 
-def _load(path):
-    """A checkpoint written by train(), or an error that names the file and says how to restart."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        ok = isinstance(ck, dict) and {"model", "optimizer", "scaler", "step", "history", "window"} <= ck.keys()
-    except Exception as e:  # truncated, a safetensors or other foreign file: torch's advice does not apply
-        ok, why = False, type(e).__name__
-    else:
-        why = "not a training checkpoint"
-    if not ok:
-        raise RuntimeError(f"cannot resume from {path} ({why}): it is not a complete checkpoint of "
-                           "mslcp.train.train; delete it to restart")
-    return ck
+@dataclasses.dataclass
+class TrainConfig:
+    """The settings of a training run (`train`'s keywords), checked when made; a checkpoint stores asdict(config).
+
+    level, what the model learns: None (flat: the data are the examples), "low" (the low-pass x_J of images, J =
+    levels) or a wavelet level j (the conditional denoiser of x̄_j given x_{j+1}; wavelet, normalize: those of
+    `wavelets.decompose`). σ ~ U(sigma_range), log-uniform (log_sigma, low > 0) or the authors' released draw
+    (quadratic_sigma). patch_size: random crops (None: whole images). lr, or a cosine to lr_end (`learning_rate`).
+    Every eval_every steps the loss is logged and the test data evaluated at test_sigmas, every checkpoint_every
+    steps a checkpoint written. seed: every random draw (`get_batch`). amp (CUDA only): bf16 or fp16 autocast."""
+    steps: int
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_end: float = None
+    sigma_range: tuple = (0.0, 1.0)
+    log_sigma: bool = False
+    quadratic_sigma: bool = False
+    patch_size: int = None
+    level: object = None
+    levels: int = None
+    wavelet: str = "haar"
+    normalize: str = "average"
+    test_sigmas: tuple = (0.05, 0.1, 0.2, 0.4)
+    eval_every: int = 100
+    checkpoint_every: int = 500
+    seed: int = 0
+    amp: bool = False
+
+    def __post_init__(self):
+        for name, low in (("steps", 0), ("batch_size", 1), ("eval_every", 1), ("checkpoint_every", 1), ("seed", 0)):
+            check_int(name, getattr(self, name), low)
+        self.patch_size = None if self.patch_size is None else check_int("patch_size", self.patch_size, 1)
+        ok = isinstance(pair := self.sigma_range, (tuple, list)) and len(pair) == 2
+        if not (ok and all(_real(v) and math.isfinite(v) for v in pair)):
+            raise ValueError(f"sigma_range must be a pair (low, high) of finite numbers, got {pair!r:.80}")
+        lo, hi = self.sigma_range = [float(v) for v in pair]
+        if not 0 <= lo <= hi or self.log_sigma and lo == 0:
+            raise ValueError(f"sigma_range must satisfy 0 <= low <= high, and with log_sigma low > 0, got {(lo, hi)}")
+        log, quad = self.log_sigma, self.quadratic_sigma
+        if any(v not in (True, False) for v in (log, quad)) or log and quad:
+            raise ValueError(f"log_sigma and quadratic_sigma must be True or False, two ways to draw σ: at most one "
+                             f"True, got {log!r}, {quad!r}")
+        lr, end, j = self.lr, self.lr_end, self.level
+        if not (_real(lr) and lr > 0 and (end is None or _real(end) and 0 <= end <= lr)):
+            raise ValueError(f"lr and lr_end must be numbers, lr > 0 and 0 <= lr_end <= lr (lr_end None: constant), "
+                             f"got lr={lr!r}, lr_end={end!r}")
+        if not (j is None or j == "low" or _real(j) and isinstance(j, int) and j >= 0):
+            raise ValueError(f"level must be None (flat), 'low' or a wavelet level j >= 0, got {j!r}")
+        self.levels = check_int("levels", self.levels, 1) if j == "low" else None  # J matters to the low-pass only
+        self.test_sigmas = check_sigmas("test_sigmas", self.test_sigmas)
+
+    @property
+    def align(self):
+        """Crop alignment in pixels: whole wavelet blocks (1 flat, 2^J low-pass, 2^(j+1) level j)."""
+        return 1 if self.level is None else 2**self.levels if self.level == "low" else 2 ** (self.level + 1)
 
 
-def _layout(model, scale, levels, data, test_data):
-    """Check model, scale and data against each other -> (in_channels, out_channels, crop alignment in pixels)."""
+def _real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+_FREE = {"test_sigmas", "eval_every", "checkpoint_every", "amp"}  # how a run is watched, not what it computes
+
+
+def changed(old, new):
+    """What differs between settings old and new (asdict(TrainConfig), "data") that a resume may not change ->
+    [(name, old, new)]; steps only with lr_end. Older checkpoints: the level was `scale`, quadratic_sigma if True."""
+    old = {"quadratic_sigma": False, "level": old.get("scale"), **old}
+    free = _FREE | ({"steps"} if new.get("lr_end") is None else set())
+    return [(k, old.get(k), v) for k, v in new.items() if k not in free and old.get(k) != v]
+
+
+def _layout(model, config, data, test_data):
+    """Check model, configuration and data against each other -> (in_channels, out_channels)."""
     cin, cout = getattr(model, "in_channels", None), getattr(model, "out_channels", None)
     if cin is None or cout is None or cin < cout:
         raise ValueError(f"model needs in_channels >= out_channels attributes, got {cin}, {cout}")
-    if scale is None:
-        align, channels = 1, cin
-    elif scale == "low":
-        check_int("levels", levels, 1)
-        align, channels = 2**levels, cin
-    elif isinstance(scale, int) and not isinstance(scale, bool) and scale >= 0:
-        align, channels = 2 ** (scale + 1), cin // 4
+    level, align, channels = config.level, config.align, cin
+    if isinstance(level, int):
+        channels = cin // 4
         if cin != 4 * cout // 3 or cout % 3:
-            raise ValueError(f"scale={scale} trains a conditional model (in = 4C, out = 3C channels), got a model "
+            raise ValueError(f"level={level} trains a conditional model (in = 4C, out = 3C channels), got a model "
                              f"with {cin} -> {cout}")
-    else:
-        raise ValueError(f"scale must be None (flat), 'low' or a wavelet level j >= 0, got {scale!r}")
-    for name, d in (("data", data), ("test_data", test_data)):
-        if d is None:
-            continue
+    for name, d in [("data", data)] + ([("test_data", test_data)] if test_data is not None else []):
         # the library's rule for images (data.check_images): examples of a flat model need not be images (points,
         # coefficients), but the 0..255 scale is refused, where sigma_range would be 1/255 of what was meant
-        check_images(d, name, kind="examples" if scale is None else "images", uint8=True)
+        check_images(d, name, kind="examples" if level is None else "images", uint8=True)
         if d.dim() != 4 or d.shape[1] != channels or len(d) == 0:
             raise ValueError(f"{name} must be (N, {channels}, H, W) for a model with in_channels={cin} and "
-                             f"scale={scale!r}, got shape {tuple(d.shape)}")
+                             f"level={level!r}, got shape {tuple(d.shape)}")
         if d.shape[2] % align or d.shape[3] % align:
             raise ValueError(f"{name}: images {d.shape[2]}x{d.shape[3]} are not divisible by 2^(levels) = {align} "
-                             f"for scale={scale!r}")
-    return cin, cout, align
+                             f"for level={level!r}")
+    H, W, p = *data.shape[2:], config.patch_size
+    if p is not None and (p > H or p > W or p % align):
+        raise ValueError(f"patch_size {p} must be at most the {H}x{W} images and a multiple of {align} for "
+                         f"level={level!r} (crops aligned to the wavelet blocks)")
+    return cin, cout
 
 
-def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_range=(0.0, 1.0), log_sigma=False,
-          patch_size=None, scale=None, levels=None, wavelet="haar", normalize="average", test_data=None,
-          test_sigmas=(0.05, 0.1, 0.2, 0.4), eval_every=100, checkpoint=None, checkpoint_every=500, device=None,
-          amp=False, compile=False, seed=0, progress=True, quadratic_sigma=False):
+def get_batch(data, config, step, out_channels=None, device=None, part=slice(None)):
+    """The batch of training step `step` (0-based) -> (x, noisy, sigma): clean examples x (B, in, h, w) (random
+    crops aligned to the wavelet blocks, as `examples`: a conditional model's condition, then its target, the last
+    out_channels channels; default 3C for a level, else all), the noisy target (B, out, h, w) and σ (B, 1, 1, 1).
+    A function of its arguments: the draws come from a generator seeded by (config.seed, step) on `device`
+    (default the data's). part: the slice of the batch to return (each process of a distributed run its own)."""
+    device = data.device if device is None else torch.device(device)
+    N, C, H, W = data.shape
+    ph, pw = (H, W) if config.patch_size is None else (config.patch_size, config.patch_size)
+    align, (lo, hi), B = config.align, config.sigma_range, config.batch_size
+    draw = dict(generator=torch.Generator(device).manual_seed(_mix(config.seed, step)), device=device)
+    idx = torch.randint(N, (B, 1, 1), **draw)[part]
+    rows = torch.randint((H - ph) // align + 1, (B, 1, 1), **draw)[part] * align
+    cols = torch.randint((W - pw) // align + 1, (B, 1, 1), **draw)[part] * align
+    u = torch.rand(B, 1, 1, 1, **draw)
+    sigma = (_quadratic_sigmas(u, lo, hi) if config.quadratic_sigma else _sigmas(u, lo, hi, config.log_sigma))[part]
+    rows = rows + torch.arange(ph, device=device).view(1, -1, 1)
+    cols = cols + torch.arange(pw, device=device).view(1, 1, -1)
+    x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)
+    x = examples(x.to(device, non_blocking=True), config.level, config.levels, config.wavelet, config.normalize)
+    x = x.contiguous(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    out = out_channels or (3 * C if isinstance(config.level, int) else x.shape[1])
+    noise = torch.randn((B, out, *x.shape[2:]), **draw)[part]
+    return x, x[:, x.shape[1] - out:] + sigma * noise, sigma  # noise on the target channels only
+
+
+def evaluate(model, clean, out_channels, config, autocast=None):
+    """Mean PSNR (dB) of model's estimate of the target (the last out_channels channels of the clean examples, the
+    others its condition) at each test σ: `metrics.denoising_psnr` with config's seed and batch_size."""
+    k = clean.shape[1] - out_channels
+    model.eval()
+    with torch.autocast(clean.device.type, autocast or torch.bfloat16, enabled=autocast is not None):
+        table = denoising_psnr({"model": model}, clean[:, k:], config.test_sigmas, seed=config.seed,
+                               cond=clean[:, :k] if k else None, batch_size=config.batch_size)
+    model.train()
+    return table["model"]
+
+
+def save_checkpoint(path, model, opt, scaler, step, history, window, settings):
+    """Write a training checkpoint atomically: model, Adam, scaler, step, history, loss window, settings."""
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+             "step": step, "history": history, "window": [window[0].cpu(), window[1]], "settings": settings}
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+    except OSError as e:
+        raise OSError(f"cannot write the checkpoint {path}: {e}") from None
+
+
+def load_checkpoint(path, model, opt, scaler, settings):
+    """Restore model, opt and scaler from a checkpoint of save_checkpoint (or of earlier versions) -> (step, history,
+    window); refused if it is not one, or if its settings differ from `settings` (`changed`), naming them."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        keys = {"model", "optimizer", "scaler", "step", "history", "window"}
+        why = None if isinstance(ck, dict) and keys <= ck.keys() else "not a training checkpoint"
+    except Exception as e:  # truncated, a safetensors or other foreign file: torch's advice does not apply
+        why = type(e).__name__
+    if why:
+        raise RuntimeError(f"cannot resume from {path} ({why}): it is not a complete checkpoint of "
+                           "mslcp.train.train; delete it to restart")
+    # checkpoints written before settings were stored: not checked
+    if diff := changed(ck["settings"], settings) if "settings" in ck else []:
+        raise ValueError(f"checkpoint {path} was written with other settings "
+                         f"({'; '.join(f'{k} {a!r} -> {b!r}' for k, a, b in diff)}): pass the same settings to "
+                         "resume, or delete it to restart")
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise RuntimeError(f"checkpoint {path} does not match the model: {e}") from None
+    fused = opt.param_groups[0].get("fused")
+    opt.load_state_dict(ck["optimizer"])
+    for group in opt.param_groups:  # a checkpoint of another device: this device's Adam
+        group["fused"] = fused
+    if ck["scaler"] and scaler.is_enabled():
+        scaler.load_state_dict(ck["scaler"])
+    return ck["step"], ck["history"], [ck["window"][0].to(next(model.parameters()).device), ck["window"][1]]
+
+
+def _backward(net, x, noisy, opt, scaler, autocast):
+    """The loss of a batch (x: clean condition then target, as get_batch gives it), its gradients in .grad."""
+    k = x.shape[1] - noisy.shape[1]
+    with torch.autocast(x.device.type, autocast or torch.bfloat16, enabled=autocast is not None):
+        out = net(x[:, :k], noisy) if k else net(noisy)
+    loss = F.mse_loss(out.float(), x[:, k:])
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    return loss
+
+
+def _mean_loss(window, world, step, lr):
+    """The mean loss of the window [sum, count] (over every process), or TrainingDiverged if it is not finite."""
+    if world > 1:  # the mean over the whole batch, as one process would log it
+        dist.all_reduce(window[0])
+        window[0] /= world
+    mean = window[0].item() / window[1]
+    if not math.isfinite(mean):
+        raise TrainingDiverged(f"training loss is {mean} around step {step} (learning rate {lr} too high? NaN in "
+                               "the model?); nothing was saved for this window")
+    return mean
+
+
+def train(model, data, config=None, *, test_data=None, checkpoint=None, device=None, compile=False, progress=True,
+          **settings):
     """Train a blind denoiser in place with MSE on x̂ and Adam; returns the history (dict of lists).
 
-    data: (N, C, H, W), float in [0, 1] or uint8 (0..255, divided by 255 per batch); other integer tensors and
-    images on the 0..255 scale are refused with the fix (`data.check_images`: images for the scales "low" and j,
-    examples, which may be points or coefficients, for None). What the model learns is `scale`:
-    None: data are the examples themselves (C = model.in_channels); "low": data are images and the model
-    denoises their low-pass x_J (J = levels); level j (int): data are images and the model is the
-    conditional denoiser of x̄_j given x_{j+1} (`examples`; wavelet and normalize as `wavelets.decompose`).
-    Coefficients are computed per batch on the device, from crops aligned to the wavelet blocks. If
-    model.in_channels > model.out_channels the model is conditional: the first in-out channels of an
-    example are the clean condition, the last out_channels the target, called model(cond, noisy); else
-    model(noisy). Each example gets σ ~ U(sigma_range) (the paper's choice), or with log_sigma
-    log σ ~ U(log sigma_range) (needs low > 0: as many examples per octave at small σ as at large, which
-    the mean squared error would otherwise neglect), or with quadratic_sigma the authors' released
-    draw, σ = (k/255)² with k a uniform integer (`_quadratic_sigmas`: density ∝ σ^(-1/2), median about
-    0.25 on (0, 1)), and a random patch_size crop of the data (None:
-    whole images). The learning rate is lr throughout, or with lr_end a cosine from lr at step 0 to lr_end
-    at the last step (`learning_rate`). Every eval_every steps the history gets the mean loss of the window
-    ('step', 'loss') and, with test_data (like data), the mean PSNR (dB) of the target at each of
-    test_sigmas on a fixed noisy copy ('test_step', 'test_psnr': one list per evaluation).
-
-    checkpoint: path written atomically at step 0 (so an unwritable path fails before any work, and a run
-    interrupted before its first save restarts from the initial weights), every checkpoint_every steps and
-    at the end. If it exists the run resumes from it (bit-identical to an uninterrupted run on the same
-    device), and if it is already at >= steps the model gets its weights and its history is returned without
-    training. The checkpoint stores the run's settings (seed, learning-rate schedule, batch, patch, σ range
-    and sampling, scale, data fingerprint); a resume with other settings is refused.
-    device: default the model's; amp (CUDA only): bfloat16 autocast where supported, else float16
-    with a GradScaler. compile: the training step runs torch.compile(model) (once per architecture: about
-    20-60 s, then fused batch-norm/ReLU kernels), or the model itself, with a warning, where compiling
-    fails (no compiler, an old GPU). On CUDA the data are moved to the device when they take at most a
-    quarter of its free memory, the random draws are made there and Adam is fused, so that a step never
-    waits for the host. The model is trained in train mode and returned in eval mode.
-
-    Under torchrun (torch.distributed initialized) the model is wrapped in DistributedDataParallel: every
-    rank draws the same global batch of batch_size examples and computes its own slice, so N ranks compute
-    what one process computes; rank 0 alone evaluates and writes the checkpoint.
-    """
-    check_int("steps", steps, 0)
-    for name, value in (("batch_size", batch_size), ("eval_every", eval_every),
-                        ("checkpoint_every", checkpoint_every)):
-        check_int(name, value, 1)
-    if patch_size is not None:
-        check_int("patch_size", patch_size, 1)
+    config: a TrainConfig, whose fields the keywords `settings` may give or override (train(model, data, steps=9)).
+    data: (N, C, H, W), float in [0, 1] or uint8 (divided by 255 per batch), checked by `data.check_images`
+    (images for the levels "low" and j; examples, which may be points or coefficients, for None). A model with
+    in_channels > out_channels is conditional, called model(cond, noisy) (`get_batch`); else model(noisy). Every
+    eval_every steps the history gets the mean loss ('step', 'loss') and, with test_data (like data), the PSNR
+    per test σ ('test_step', 'test_psnr': one list per evaluation; `evaluate`). checkpoint: a path written at step 0
+    (an unwritable one fails before any work), every checkpoint_every steps and at the end; if it exists the run
+    resumes from it, bit-identical to an uninterrupted run on the same device (other settings, `changed`, or
+    data are refused). device: default the model's. compile: torch.compile(model), or the model with a warning
+    where that fails. On CUDA the data move to the device if they take at most a quarter of its free memory and
+    Adam is fused: a step never waits for the host. Under torchrun each rank draws the same batch and computes its
+    slice (DistributedDataParallel); rank 0 evaluates and saves. The model is returned in eval mode."""
+    if bad := sorted(set(settings) - set(fields := TrainConfig.__dataclass_fields__)):
+        raise TypeError(f"train: unknown settings {bad} (the level, once `scale`, is `level`): choose from {[*fields]}")
+    c = dataclasses.replace(config, **settings) if config is not None else TrainConfig(**settings)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    cin, cout, align = _layout(model, scale, levels, data, test_data)
-    N, _, H, W = data.shape
-    ph, pw = (H, W) if patch_size is None else (patch_size, patch_size)
-    if ph > H or pw > W:
-        raise ValueError(f"patch_size {patch_size} is larger than the {H}x{W} images")
-    if ph % align:
-        raise ValueError(f"patch_size {patch_size} must be a multiple of {align} for scale={scale!r} "
-                         "(crops aligned to the wavelet blocks)")
-    lo, hi = _pair("sigma_range", sigma_range)
-    if not 0 <= lo <= hi:
-        raise ValueError(f"sigma_range must satisfy 0 <= low <= high, got {sigma_range}")
-    if log_sigma and lo == 0:
-        raise ValueError(f"log_sigma needs sigma_range with low > 0, got {sigma_range}")
-    if log_sigma and quadratic_sigma:
-        raise ValueError("log_sigma and quadratic_sigma are two ways to draw σ: set at most one of them")
-    if not (lr > 0 and (lr_end is None or 0 <= lr_end <= lr)):
-        raise ValueError(f"need lr > 0 and 0 <= lr_end <= lr, got lr={lr}, lr_end={lr_end}")
+    cin, cout = _layout(model, c, data, test_data)
     ddp = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
-    mine = slice(rank * batch_size // world, (rank + 1) * batch_size // world)  # this rank's part of each batch
-    settings = dict(seed=seed, lr=lr, lr_end=lr_end, steps=steps if lr_end is not None else None,
-                    batch_size=batch_size, patch_size=patch_size, sigma_range=[lo, hi], log_sigma=log_sigma,
-                    scale=scale, levels=levels if scale == "low" else None, wavelet=wavelet, normalize=normalize,
-                    data=_fingerprint(data), **({"quadratic_sigma": True} if quadratic_sigma else {}))
-
+    if c.batch_size % world:
+        raise ValueError(f"batch_size {c.batch_size} must be divisible by the number of processes {world}")
+    mine = slice(rank * c.batch_size // world, (rank + 1) * c.batch_size // world)  # this rank's part of a batch
+    settings = {**dataclasses.asdict(c), "data": _fingerprint(data)}
     cuda = device.type == "cuda"
-    amp = amp and cuda
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported(False) else torch.float16
+    autocast = (torch.bfloat16 if torch.cuda.is_bf16_supported(False) else torch.float16) if c.amp and cuda else None
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model.to(device, memory_format=fmt)
     if cuda and data.device != device and data.nbytes <= torch.cuda.mem_get_info(device)[0] // 4:
         data = data.to(device)  # crops are then gathered on the device
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=cuda)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
-    history = {"step": [], "loss": [], "test_step": [], "test_psnr": [],
-               "test_sigmas": check_sigmas("test_sigmas", test_sigmas)}
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr, fused=cuda)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
     start, window = 0, [torch.zeros((), device=device), 0]
+    history = {"step": [], "loss": [], "test_step": [], "test_psnr": [], "test_sigmas": c.test_sigmas}
     if checkpoint is not None and Path(checkpoint).exists():
-        ck = _load(checkpoint)
-        old = ck.get("settings", settings)  # checkpoints written before settings were stored: not checked
-        if diff := [f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]:
-            raise ValueError(f"checkpoint {checkpoint} was written with other settings ({'; '.join(diff)}): "
-                             "pass the same settings to resume, or delete it to restart")
-        try:
-            model.load_state_dict(ck["model"])
-        except RuntimeError as e:
-            raise RuntimeError(f"checkpoint {checkpoint} does not match the model: {e}") from None
-        opt.load_state_dict(ck["optimizer"])
-        for group in opt.param_groups:  # a checkpoint of another device: this device's Adam
-            group["fused"] = cuda
-        if ck["scaler"] and scaler.is_enabled():
-            scaler.load_state_dict(ck["scaler"])
-        start, history, window = ck["step"], ck["history"], [ck["window"][0].to(device), ck["window"][1]]
-
-    def save(step):
-        if rank:
-            return
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                 "step": step, "history": history, "window": [window[0].cpu(), window[1]], "settings": settings}
-        try:
-            Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-            torch.save(state, str(checkpoint) + ".tmp")
-            os.replace(str(checkpoint) + ".tmp", checkpoint)
-        except OSError as e:
-            raise OSError(f"cannot write the checkpoint {checkpoint}: {e}") from None
-
+        start, history, window = load_checkpoint(checkpoint, model, opt, scaler, settings)
     if ddp:
         dist.barrier()  # every rank has read the checkpoint before rank 0 writes one
-    if checkpoint is not None and start == 0:
-        save(0)
-
-    tests = []  # fixed noisy test set: (σ, noise) pairs for the clean test examples
+    if checkpoint is not None and start == 0 and rank == 0:
+        save_checkpoint(checkpoint, model, opt, scaler, 0, history, window, settings)
+    clean = None  # the test examples
     if test_data is not None and rank == 0:
-        tg = torch.Generator().manual_seed(seed)
-        clean = torch.cat([examples(x.to(device), scale, levels, wavelet, normalize) for x in test_data.split(256)])
-        clean = clean.contiguous(memory_format=fmt)
-        tests = [(s, torch.randn(clean[:, cin - cout:].shape, generator=tg).to(device)) for s in test_sigmas]
-
-    def evaluate():  # mean PSNR of the estimated target at each test σ
-        model.eval()
-        res = []
-        with torch.no_grad(), torch.autocast(device.type, amp_dtype, enabled=amp):
-            for s, noise in tests:
-                p = [psnr(*_split(model, cin - cout, clean[i:i + batch_size], s, noise[i:i + batch_size])[::-1])
-                     for i in range(0, len(clean), batch_size)]
-                res.append(torch.cat(p).mean().item())
-        model.train()
-        return res
-
-    net = model
-    if ddp:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    eager = net
-    if compile:
-        net = _compiled(net)
-
-    def backward(net, x, sigma, noise):  # the loss of a batch, its gradients in .grad
-        with torch.autocast(device.type, amp_dtype, enabled=amp):
-            target, out = _split(net, cin - cout, x, sigma, noise)
-        loss = F.mse_loss(out.float(), target)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        return loss
-
-    g = torch.Generator(device)  # every draw of a step on the device: no host work inside the step
+        clean = torch.cat([examples(x.to(device), c.level, c.levels, c.wavelet, c.normalize)
+                           for x in test_data.split(256)]).contiguous(memory_format=fmt)
+    net = dist_model(model, device_ids=[device.index] if cuda else None) if ddp else model
+    eager, net = net, _compiled(net) if compile else net
     model.train()
-    bar = tqdm(total=steps, initial=min(start, steps), disable=not progress or rank > 0, desc="train")
-    for step in range(start, steps):
+    bar = tqdm(total=c.steps, initial=min(start, c.steps), disable=not progress or rank > 0, desc="train")
+    for step in range(start, c.steps):
         for group in opt.param_groups:  # a function of the step only: a resumed run follows the same schedule
-            group["lr"] = learning_rate(step, steps, lr, lr_end)
-        g.manual_seed(_mix(seed, step))
-        # the whole batch's draws on every rank (crops aligned to the wavelet blocks); each rank keeps its slice
-        draw = dict(generator=g, device=device)
-        idx = torch.randint(N, (batch_size, 1, 1), **draw)[mine]
-        rows = torch.randint((H - ph) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
-        cols = torch.randint((W - pw) // align + 1, (batch_size, 1, 1), **draw)[mine] * align
-        u = torch.rand(batch_size, 1, 1, 1, **draw)
-        sigma = (_quadratic_sigmas(u, lo, hi) if quadratic_sigma else _sigmas(u, lo, hi, log_sigma))[mine]
-        rows = rows + torch.arange(ph, device=device).view(1, -1, 1)
-        cols = cols + torch.arange(pw, device=device).view(1, 1, -1)
-        x = data[idx.to(data.device), :, rows.to(data.device), cols.to(data.device)].permute(0, 3, 1, 2)
-        x = examples(x.to(device, non_blocking=True), scale, levels, wavelet, normalize).contiguous(memory_format=fmt)
-        noise = torch.randn((batch_size, cout, *x.shape[2:]), **draw)[mine]
+            group["lr"] = learning_rate(step, c.steps, c.lr, c.lr_end)
+        x, noisy, _ = get_batch(data, c, step, cout, device, mine)
         try:
-            loss = backward(net, x, sigma, noise)
+            loss = _backward(net, x, noisy, opt, scaler, autocast)
         except Exception as e:  # torch.compile compiles at the first forward and backward: train without it
             if net is eager or step > start:
                 raise
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without compiling")
             net = eager
-            loss = backward(net, x, sigma, noise)
+            loss = _backward(net, x, noisy, opt, scaler, autocast)
         scaler.step(opt)
         scaler.update()
         window = [window[0] + loss.detach(), window[1] + 1]
         s = step + 1
-        log = s % eval_every == 0 or s == steps
-        ckpt = checkpoint is not None and (s % checkpoint_every == 0 or s == steps)
+        log = s % c.eval_every == 0 or s == c.steps
+        ckpt = checkpoint is not None and (s % c.checkpoint_every == 0 or s == c.steps)
         if log or ckpt:
-            if ddp:  # the mean over the whole batch, as one process would log it
-                dist.all_reduce(window[0])
-                window[0] /= world
-            mean = window[0].item() / window[1]
-            if not math.isfinite(mean):
-                raise TrainingDiverged(f"training loss is {mean} around step {s} (learning rate {lr} too high? "
-                                   "NaN in the model?); nothing was saved for this window")
+            mean = _mean_loss(window, world, s, c.lr)
         if log:
+            psnr = evaluate(model, clean, cout, c, autocast) if clean is not None else []
+            if any(math.isnan(v) for v in psnr):
+                raise TrainingDiverged(f"the model's outputs on the test data are NaN at step {s} (learning rate "
+                                       f"{c.lr} too high?); nothing was saved for this window")
             history["step"].append(s)
             history["loss"].append(mean)
-            window = [torch.zeros((), device=device), 0]
-            if tests:
+            if clean is not None:
                 history["test_step"].append(s)
-                history["test_psnr"].append(evaluate())
-                if any(math.isnan(v) for v in history["test_psnr"][-1]):
-                    raise TrainingDiverged(f"the model's outputs on the test data are NaN at step {s} (learning "
-                                           f"rate {lr} too high?); nothing was saved for this window")
-            bar.set_postfix(loss=mean, psnr="/".join(f"{v:.1f}" for v in history["test_psnr"][-1]) if tests else "")
-        if ckpt:
-            save(s)
+                history["test_psnr"].append(psnr)
+            window = [torch.zeros((), device=device), 0]
+            bar.set_postfix(loss=mean, psnr="/".join(f"{v:.1f}" for v in psnr))
+        if ckpt and rank == 0:
+            save_checkpoint(checkpoint, model, opt, scaler, s, history, window, settings)
         bar.update(1)
     bar.close()
     model.to(memory_format=torch.contiguous_format).eval()
@@ -359,8 +379,7 @@ def train(model, data, *, steps, batch_size=64, lr=1e-3, lr_end=None, sigma_rang
 
 
 def _compiled(net):
-    """torch.compile(net), or net with a warning where torch.compile itself fails (errors at the first call are
-    caught in train)."""
+    """torch.compile(net), or net with a warning where that fails (errors at the first call: caught in train)."""
     try:
         return torch.compile(net)
     except Exception as e:

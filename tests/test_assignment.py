@@ -150,7 +150,7 @@ def test_grading_kit(student, tmp_path):
     fakes = {
         "correct": _submission(student),
         "sigma_half": _submission(student, lambda cid, s: s.replace(
-            'scale=0, sigma_range=(0, 0.125)', 'scale=0, sigma_range=(0, 0.25)') if cid == "bc605969" else s),
+            'level=0, sigma_range=(0, 0.125)', 'level=0, sigma_range=(0, 0.25)') if cid == "bc605969" else s),
         "checks_deleted": _submission(student, lambda cid, s: s.replace(
             "min(rf for rf in RFS if gain(table, rf)[i] >= best - TOL)",
             "max(RFS, key=lambda rf: gain(table, rf)[i])") if cid == "1e569bee" else s, drop=checks),

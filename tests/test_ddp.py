@@ -34,7 +34,7 @@ def worker(rank, world, port, folder):
     try:
         for kind in ("flat", "conditional"):
             model = make(kind)
-            h = train(model, images(), scale=None if kind == "flat" else 0, test_data=images()[:2],
+            h = train(model, images(), level=None if kind == "flat" else 0, test_data=images()[:2],
                       checkpoint=f"{folder}/{kind}.pt", **KW)
             torch.save({"state": model.state_dict(), "history": h}, f"{folder}/{kind}{rank}.pt")
     finally:
@@ -58,7 +58,7 @@ def free_port():
 @pytest.mark.parametrize("kind", ["flat", "conditional"])
 def test_two_processes_equal_one(ranks, kind):
     ref = make(kind)
-    h = train(ref, images(), scale=None if kind == "flat" else 0, test_data=images()[:2], **KW)
+    h = train(ref, images(), level=None if kind == "flat" else 0, test_data=images()[:2], **KW)
     r0, r1 = (torch.load(ranks / f"{kind}{r}.pt", weights_only=True) for r in (0, 1))
     worst = 0.0
     for k, p in ref.state_dict().items():

@@ -56,7 +56,7 @@ LIB_CASES = [
     ("train float 0..255 test_data", fit(test_data=X * 255), ValueError, ["test_data", "divide by 255"]),
     ("train bool data", fit(X > 0.5), ValueError, ["data", "bool"]),
     ("train 0..65535", fit(X * 65535), ValueError, ["data", "divide by 65535"]),
-    ("train low-pass on [-1, 1]", fit(2 * X - 1, scale="low", levels=1), ValueError, ["data", "(x + 1) / 2"]),
+    ("train low-pass on [-1, 1]", fit(2 * X - 1, level="low", levels=1), ValueError, ["data", "(x + 1) / 2"]),
     ("train numpy data", fit(X.numpy()), TypeError, ["data", "torch.from_numpy"]),
     ("train NaN data", fit(with_nan(X, 0)), ValueError, ["data", "NaN or inf"]),
     ("psnr uint8 vs float", lambda: metrics.psnr((X * 255).byte(), X), ValueError, ["psnr: x", "uint8", "/ 255"]),

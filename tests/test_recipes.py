@@ -85,7 +85,7 @@ def test_paper_preset_draws_sigma_as_the_released_code():
         k: v for k, v in b.items() if k != "name"}
     assert a["steps"] == 1000 and {k: v for k, v in a.items() if k not in ("name", "steps")} == {
         k: v for k, v in recipes.get("celeba80_flat_rf5").items() if k not in ("name", "steps")}
-    with pytest.raises(ValueError, match="quadratic_sigma must be True or False, and not True with log_sigma"):
+    with pytest.raises(ValueError, match="two ways to draw σ: at most one True"):
         recipes.get("celeba80_multiscale_rf5", quadratic_sigma=True)  # its nets draw log-uniform sigma
     with pytest.raises(ValueError, match="quadratic_sigma must be True or False"):
         recipes.get("flat_rf5", quadratic_sigma="yes")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mslcp import multiscale
-from mslcp.train import _quadratic_sigmas, _sigmas, learning_rate, throughput, train
+from mslcp.train import TrainConfig, _quadratic_sigmas, _sigmas, get_batch, learning_rate, throughput, train
 
 
 class Flat(nn.Module):
@@ -24,7 +24,7 @@ class Flat(nn.Module):
 
 
 class Cond(nn.Module):
-    """Stand-in conditional denoiser: called (low, noisy_details), records its inputs."""
+    """Stand-in conditional denoiser: called (low, noisy_details)."""
 
     def __init__(self, c=1, width=8, seed=0):
         super().__init__()
@@ -32,10 +32,8 @@ class Cond(nn.Module):
         self.in_channels, self.out_channels = 4 * c, 3 * c
         self.net = nn.Sequential(nn.Conv2d(4 * c, width, 3, padding=1, bias=False), nn.ReLU(),
                                  nn.Conv2d(width, 3 * c, 3, padding=1, bias=False))
-        self.calls = []
 
     def forward(self, low, noisy):
-        self.calls.append((low.detach().clone(), noisy.detach().clone()))
         return noisy - self.net(torch.cat([low, noisy], 1))
 
 
@@ -154,22 +152,15 @@ def test_quadratic_noise_levels_are_the_released_draw():
 
 
 def sigmas_seen(**kw):
-    """The σ of every training example of 10 steps on zero images (the std of the net's input), (steps * batch,)."""
-    seen = []
-
-    class Record(Flat):
-        def forward(self, y):
-            seen.append(y.detach().std(dim=(1, 2, 3)))
-            return super().forward(y)
-
-    train(Record(), torch.zeros(8, 1, 16, 16), steps=10, progress=False, **kw)
-    return torch.cat(seen)
+    """The σ of every training example of 10 steps, (steps * batch,)."""
+    config = TrainConfig(steps=10, **kw)
+    return torch.cat([get_batch(torch.zeros(8, 1, 16, 16), config, step)[2].flatten() for step in range(10)])
 
 
 def test_training_draws_quadratic_sigma():
     sd = sigmas_seen(batch_size=50, quadratic_sigma=True)  # median 0.25, mean 1/3 (not 0.5)
     assert 0.2 < sd.median() < 0.3 and 0.29 < sd.mean() < 0.38 and float((sd < 0.05).double().mean()) > 0.15
-    with pytest.raises(ValueError, match="log_sigma and quadratic_sigma"):
+    with pytest.raises(ValueError, match="log_sigma and quadratic_sigma must be True or False, two ways"):
         train(Flat(), smooth_data(), steps=1, batch_size=2, sigma_range=(0.1, 1), log_sigma=True,
               quadratic_sigma=True, progress=False)
 
@@ -197,18 +188,37 @@ def test_noise_on_details_only_and_blind_sigma():
     n = 8
     low = (torch.arange(n, dtype=torch.float32) / n).view(n, 1, 1, 1).expand(n, 1, 6, 6)
     data = torch.cat([low, low, 2 * low, 3 * low], 1)  # details = (1, 2, 3) x low
-    m = Cond()
-    train(m, data, steps=2, batch_size=4, sigma_range=(0.0, 0.0), progress=False)
-    for cond, noisy in m.calls:  # σ = 0: the model sees the clean details, and the clean condition
-        assert torch.equal(noisy, cond * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1))
-    m = Cond()
-    train(m, data, steps=2, batch_size=4, sigma_range=(0.5, 0.5), progress=False)
-    for cond, noisy in m.calls:
+    for step in range(2):  # σ = 0: the model sees the clean details, and the clean condition
+        x, noisy, sigma = get_batch(data, TrainConfig(steps=2, batch_size=4, sigma_range=(0.0, 0.0)), step, 3)
+        assert torch.equal(noisy, x[:, 1:])
+        assert torch.equal(noisy, x[:, :1] * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1))
+        assert torch.equal(sigma, torch.zeros(4, 1, 1, 1))
+    for step in range(2):
+        x, noisy, sigma = get_batch(data, TrainConfig(steps=2, batch_size=4, sigma_range=(0.5, 0.5)), step, 3)
+        cond = x[:, :1]
         assert (cond == cond[:, :, :1, :1]).all() and ((cond * n) == (cond * n).round()).all()
-        assert 0.3 < (noisy - 2 * cond).std() < 0.7
+        assert 0.3 < (noisy - 2 * cond).std() < 0.7 and (sigma == 0.5).all()
 
     sd = sigmas_seen(batch_size=20)  # σ ~ U(0, 1)
     assert sd.min() < 0.1 and sd.max() > 0.9 and 0.4 < sd.mean() < 0.6
+
+
+def test_batches_are_a_function_of_the_seed_and_the_step():
+    data = smooth_data(n=8, size=16)
+    c = TrainConfig(steps=4, batch_size=6, patch_size=8, seed=3)
+    a, b = get_batch(data, c, 2), get_batch(data, c, 2)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))  # pure: no hidden generator state
+    assert not torch.equal(a[0], get_batch(data, c, 3)[0])
+    assert not torch.equal(a[0], get_batch(data, TrainConfig(steps=4, batch_size=6, patch_size=8, seed=4), 2)[0])
+    assert a[0].shape == (6, 1, 8, 8) and a[1].shape == (6, 1, 8, 8) and a[2].shape == (6, 1, 1, 1)
+    for x in a[0]:  # every example is a crop of an image
+        assert any((data[:, :, i:i + 8, j:j + 8] == x).flatten(1).all(1).any() for i in range(9) for j in range(9))
+    # a process of a distributed run gets its slice of the whole batch
+    part = get_batch(data, c, 2, part=slice(2, 4))
+    assert all(torch.equal(p, q[2:4]) for p, q in zip(part, a))
+    # the model's layout: a conditional model of level j sees [x_{j+1}, x̄_j], noise on x̄_j only
+    x, noisy, sigma = get_batch(data, TrainConfig(steps=1, batch_size=4, level=1, sigma_range=(0.0, 0.0)), 0)
+    assert x.shape == (4, 4, 4, 4) and torch.equal(noisy, x[:, 1:])
 
 
 def test_errors(tmp_path):
@@ -344,6 +354,35 @@ def test_resume_refuses_other_settings(tmp_path):
     assert h["step"] == [4, 6]
 
 
+def test_checkpoint_stores_the_config_and_old_checkpoints_resume(tmp_path):
+    import dataclasses
+
+    images, kw = smooth_data(size=16), dict(batch_size=4, patch_size=8, level=0, lr_end=1e-4, eval_every=2, seed=3)
+    a = Cond(seed=1)
+    config = TrainConfig(steps=6, **kw)
+    ha = train(a, images, config, checkpoint=tmp_path / "a.pt", progress=False)
+    settings = torch.load(tmp_path / "a.pt", weights_only=True)["settings"]
+    assert {k: v for k, v in settings.items() if k != "data"} == dataclasses.asdict(config)
+    with pytest.raises(ValueError, match="steps must be an int >= 0"):  # keywords override the config's fields
+        train(Cond(), images, config, steps=-1)
+    # a checkpoint of step 3 as the train of before wrote it: the level named `scale`, no quadratic_sigma, no free
+    # settings, steps only with lr_end
+    b = Cond(seed=1)
+    interrupt_at(b, 4)
+    with pytest.raises(Interrupt):
+        train(b, images, config, checkpoint=tmp_path / "b.pt", progress=False)
+    ck = torch.load(tmp_path / "b.pt", weights_only=True)
+    old = {k: v for k, v in ck["settings"].items() if k not in ("test_sigmas", "eval_every", "checkpoint_every",
+                                                                  "amp", "quadratic_sigma", "level")}
+    ck["settings"] = {**old, "scale": 0}
+    torch.save(ck, tmp_path / "b.pt")
+    b = Cond(seed=2)
+    assert train(b, images, config, checkpoint=tmp_path / "b.pt", progress=False) == ha
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="other settings .*level 0 -> 1"):
+        train(Cond(), images, **{**kw, "level": 1}, steps=6, checkpoint=tmp_path / "b.pt", progress=False)
+
+
 def test_bad_checkpoint_files(tmp_path):
     from safetensors.torch import save_file
 
@@ -384,14 +423,14 @@ def test_restart_after_interrupt_before_first_checkpoint(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("scale", [0, 1, "low"])
-def test_per_batch_coefficients_equal_materialized(scale):
+@pytest.mark.parametrize("level", [0, 1, "low"])
+def test_per_batch_coefficients_equal_materialized(level):
     images = smooth_data(n=8, size=16)
     kw = dict(steps=3, batch_size=4, sigma_range=(0.0, 0.2), progress=False, eval_every=3)
-    make = Flat if scale == "low" else Cond
+    make = Flat if level == "low" else Cond
     a, b = make(seed=1), make(seed=1)
-    whole = multiscale.lowpass_data(images, 2) if scale == "low" else multiscale.training_data(images, scale)
-    ha = train(a, images, scale=scale, levels=2 if scale == "low" else None, test_data=images[:2], **kw)
+    whole = multiscale.lowpass_data(images, 2) if level == "low" else multiscale.training_data(images, level)
+    ha = train(a, images, level=level, levels=2 if level == "low" else None, test_data=images[:2], **kw)
     hb = train(b, whole, test_data=whole[:2], **kw)
     assert all(torch.allclose(p, q, rtol=1e-5, atol=1e-7) for p, q in zip(a.parameters(), b.parameters()))
     assert ha["test_psnr"][0] == pytest.approx(hb["test_psnr"][0], rel=1e-5)
@@ -402,15 +441,14 @@ def test_crops_aligned_to_wavelet_blocks(j):
     g = torch.Generator().manual_seed(0)
     images = torch.rand(3, 1, 16, 16, generator=g)
     whole = multiscale.training_data(images, j)  # (3, 4, 16/2^(j+1), ...): every example must be a block of it
-    m = Cond()
-    train(m, images, scale=j, steps=4, batch_size=4, patch_size=8, sigma_range=(0.0, 0.0), progress=False)
     p = 8 // 2 ** (j + 1)
     blocks = whole.unfold(2, p, 1).unfold(3, p, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 4, p, p)
-    for low, details in m.calls:
-        for x in torch.cat([low, details], 1):
+    config = TrainConfig(steps=4, batch_size=4, patch_size=8, level=j)
+    for step in range(4):
+        for x in get_batch(images, config, step)[0]:
             assert ((blocks - x).abs().amax((1, 2, 3)) < 1e-6).any()
     with pytest.raises(ValueError, match="multiple of 4"):
-        train(Cond(), images, scale=1, steps=1, batch_size=2, patch_size=6, progress=False)
+        train(Cond(), images, level=1, steps=1, batch_size=2, patch_size=6, progress=False)
 
 
 def test_fingerprint_of_a_large_tensor():
@@ -437,7 +475,7 @@ torch.set_num_threads(1)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # torch imported, before the data
 x = torch.full((50_000, 1, 160, 160), 100, dtype=torch.uint8)  # every page written: resident
 x[::7] = 200
-train(nets.ConditionalBFCNN(width=8, depth=3, rf=5), x, scale=0, steps=3, batch_size=16, progress=False)
+train(nets.ConditionalBFCNN(width=8, depth=3, rf=5), x, level=0, steps=3, batch_size=16, progress=False)
 print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, x.numel())
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -61,14 +61,14 @@ def run(out, seed, mistakes):
     variants = {"solution": {"flat": ns["flat"], "cond": ns["cond"]}}
     if mistakes:
         variants["solution"]["db2"] = ns["cond_db2"]
-        variants["cond_sigma"] = {"cond": {rf: fit("cond", rf, scale=0, sigma_range=(0, 0.25))}}
-        variants["cond_ortho"] = {"cond": {rf: fit("cond", rf, scale=0, sigma_range=(0, 0.125),
+        variants["cond_sigma"] = {"cond": {rf: fit("cond", rf, level=0, sigma_range=(0, 0.25))}}
+        variants["cond_ortho"] = {"cond": {rf: fit("cond", rf, level=0, sigma_range=(0, 0.125),
                                                    normalize="orthonormal")}}
         variants["flat_sigma"] = {"flat": {rf: fit("flat", rf)}}
-        variants["db2_haar"] = {"db2": {rf: fit("db2", rf, scale=0, sigma_range=(0, 0.125))}}
+        variants["db2_haar"] = {"db2": {rf: fit("db2", rf, level=0, sigma_range=(0, 0.125))}}
         ns["STEPS"] = STEPS // 10
         variants["short"] = {"flat": {rf: fit("flat", rf, sigma_range=(0, 0.25))},
-                             "cond": {rf: fit("cond", rf, scale=0, sigma_range=(0, 0.125))}}
+                             "cond": {rf: fit("cond", rf, level=0, sigma_range=(0, 0.125))}}
         ns["STEPS"] = STEPS
     d = Path(out) / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
