@@ -19,8 +19,8 @@ EPILOG_TRAIN = """examples:
   python -m mslcp train flat_rf5           # the shipped recipe, on a CPU: writes runs/flat_rf5.safetensors
   python -m mslcp train flat_rf5 --set steps=200 --set net.width=16
   python -m mslcp train multiscale_rf5 --set low.steps=1000 --set level0.sigma_range="(0, 0.2)"
-  python -m mslcp train flat_rf9 --preset colab --out runs/colab
-  torchrun --nproc-per-node 4 -m mslcp train flat_rf9 --preset paper    # several GPUs (DistributedDataParallel)
+  python -m mslcp train flat_rf9 --budget colab --out runs/colab
+  torchrun --nproc-per-node 4 -m mslcp train flat_rf9 --budget paper    # several GPUs (DistributedDataParallel)
 
 Interrupted runs resume from DIR/NAME*.pt when started again with the same settings; a run with other settings is
 refused with the fields that differ and the checkpoints they change (delete those: the nets of a multi-scale recipe
@@ -127,7 +127,7 @@ def _outdir(path):
 def train(args):
     if args.list:
         for name in recipes.RECIPES:
-            r = recipes.get(name, args.preset)
+            r = recipes.get(name, args.budget)
             kind = f"multi-scale J={r['levels']}" if r["levels"] else "flat"
             st = recipes.stages(r).values()  # multi-scale: low-pass, level 0, level 1, ...
             steps = "/".join(f"{s['steps']} x {s['batch_size']}" for s in st)
@@ -135,11 +135,11 @@ def train(args):
             print(f"{name:17} {kind:15} {r['data']:9} {r['image_size']:3}px  width {r['net']['width']}, rf {rf}, "
                   f"steps x batch {steps}" + (f" (low-pass net: {r['low_from']}'s)" if r.get("low_from") else ""))
             if args.verbose:
-                print("    " + repr({k: v for k, v in r.items() if k not in ("name", "preset")}))
+                print("    " + repr({k: v for k, v in r.items() if k not in ("name", "budget")}))
         return 0
     if not args.recipe:
         raise UserError("name a recipe (python -m mslcp train --list shows them)")
-    recipe = recipes.get(args.recipe, args.preset, **_settings(args.set))
+    recipe = recipes.get(args.recipe, args.budget, **_settings(args.set))
     _outdir(args.out)
     world = int(os.environ.get("WORLD_SIZE", 1))
     device = _device(args.device)
@@ -405,8 +405,8 @@ def _parser():
     t.add_argument("recipe", nargs="?", help="recipe name (see --list)")
     t.add_argument("--list", action="store_true", help="list the recipes and exit")
     t.add_argument("--verbose", action="store_true", help="with --list: every setting of every recipe")
-    t.add_argument("--preset", choices=sorted(recipes.PRESETS), default="cpu",
-                   help="machine size: cpu (the shipped recipes), colab (~30 min on a T4), paper (default: cpu)")
+    t.add_argument("--budget", choices=sorted(recipes.BUDGETS), default="book",
+                   help="training budget: book (the shipped recipes), colab (~30 min on a T4), paper (default: book)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. steps=2, net.width=16, low.steps=100 (repeatable)")
     t.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: runs)")

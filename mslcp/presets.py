@@ -1,7 +1,7 @@
 """Two sizes for every chapter: "cpu" (runs the book on a 2-core laptop in minutes, offline, on synthetic
 faces) and "gpu" (CelebA, more images). get() picks "gpu" when CUDA is available; MSLCP_PRESET=cpu|gpu
 or an explicit name overrides that, keyword arguments override single fields. How models are trained
-(and the training presets "cpu", "colab", "paper") is in mslcp.recipes."""
+(the training budgets "book", "colab", "paper") is in mslcp.recipes."""
 import dataclasses
 import os
 

@@ -186,6 +186,9 @@ def load(path, device="cpu"):
     if bad := [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
         raise ValueError(f"{path}: non-finite (NaN or inf) weights in {bad[:4]}{' ...' if len(bad) > 4 else ''}")
     model.recipe = arch.get("recipe")
+    if isinstance(model.recipe, dict) and "preset" in model.recipe:  # written when a training budget was a "preset"
+        old = model.recipe.pop("preset")
+        model.recipe["budget"] = "book" if old == "cpu" else old
     return model.to(device).eval()
 
 

@@ -6,9 +6,9 @@ of `train.TrainConfig` (all but the level, J, wavelet and normalize: `config` ma
 (torch.manual_seed before the nets are built). A multi-scale recipe overrides any of these for its low-pass net
 (`low`) and per level (`level`, a list indexed by j, 0 = finest); `low_from` names a recipe whose trained low-pass
 net it reuses.
-A preset (`PRESETS`) overrides recipes for a machine: "cpu" (the recipes as the book ships them), "colab" (about
-30 min per model on a T4-class GPU, 1/10 of an H200) and "paper" (the paper's data and network size). Keys "flat.K"
-and "multiscale.K" of a preset apply only to that kind of recipe.
+A training budget (`BUDGETS`) overrides recipes for a machine: "book" (the recipes as the book ships them), "colab"
+(about 30 min per model on a T4-class GPU, 1/10 of an H200) and "paper" (the paper's data and network size). Keys
+"flat.K" and "multiscale.K" of a budget apply only to that kind of recipe. (A chapter's sizes are mslcp.presets.)
 """
 import copy
 import json
@@ -81,8 +81,8 @@ RECIPES = {
 # (--coarse has no default and parses as a string), so as released every net draws from the whole range.
 _RELEASED_SIGMA = {"sigma_range": (0.0, 1.0), "log_sigma": False, "quadratic_sigma": True}
 _PAPER_NET = {"net.width": 64, "net.depth": 21, "amp": True, "flat.patch_size": 40, "multiscale.low.net.rf": 41}
-PRESETS = {
-    "cpu": {},
+BUDGETS = {
+    "book": {},
     # estimates, not measurements: a T4 does ~470 images/s of the paper-size net on 40x40 crops (1/10 of an H200),
     # so 4000 steps of 128 take ~18 min (flat, 40x40 crops) or ~27 min (J=2 on whole 80x80 images: ~1.5x the pixels)
     "colab": dict(_PAPER_NET, data="celeba", image_size=80, n_train=50_000, n_test=100, batch_size=128, steps=4000,
@@ -126,17 +126,16 @@ def _set(r, key, value, name):
         sub.pop(head, None)
 
 
-def get(name, preset=None, **overrides):
-    """The recipe `name`, with the preset's overrides (default "cpu"), then `overrides` (dotted keys: "steps",
-    "net.width", "low.steps", "level0.sigma_range"), checked. The result also holds "name" and "preset"."""
+def get(name, budget="book", **overrides):
+    """The recipe `name`, with the budget's overrides, then `overrides` (dotted keys: "steps", "net.width",
+    "low.steps", "level0.sigma_range"), checked. The result also holds "name" and "budget"."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {sorted(RECIPES)}")
-    preset = "cpu" if preset is None else preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}: choose one of {sorted(BUDGETS)}")
     r = copy.deepcopy(RECIPES[name])
     kind = "multiscale" if r["levels"] else "flat"
-    for key, value in PRESETS[preset].items():
+    for key, value in BUDGETS[budget].items():
         k, _, rest = key.partition(".")
         if k in ("flat", "multiscale"):
             if k != kind:
@@ -145,7 +144,7 @@ def get(name, preset=None, **overrides):
         _set(r, key, value, name)
     for key, value in overrides.items():
         _set(r, key, value, name)
-    r.update(name=name, preset=preset)
+    r.update(name=name, budget=budget)
     _check(r)
     return json.loads(json.dumps(r))  # tuples -> lists: the form it takes in a checkpoint's metadata
 
@@ -210,7 +209,7 @@ def build(r):
     if not r["levels"]:
         return nets.BFCNN(**st[None]["net"])
     # low_from: that recipe's model is built first (its low-pass weights are loaded by `run`), as its checkpoint was
-    low = build(get(r["low_from"], r["preset"])).low if r.get("low_from") else nets.BFCNN(**st["low"]["net"])
+    low = build(get(r["low_from"], r["budget"])).low if r.get("low_from") else nets.BFCNN(**st["low"]["net"])
     return multiscale.MultiScaleDenoiser(low, [nets.ConditionalBFCNN(**st[j]["net"]) for j in range(r["levels"])])
 
 
@@ -233,7 +232,8 @@ def _stale(old, r):
     and every net from the first whose architecture differs, as the nets are initialized in order from one seed;
     all of them if a setting of the whole recipe differs)."""
     new, was = stages(r), stages(old) if old.get("levels") == r["levels"] else {}
-    shared = [k for k in sorted(set(old) | set(r)) if k not in _STAGE_KEYS | {"low", "level", "preset"}
+    # (a budget's effect is in the settings it sets; older runs' recipe files name it "preset")
+    shared = [k for k in sorted(set(old) | set(r)) if k not in _STAGE_KEYS | {"low", "level", "budget", "preset"}
               and old.get(k) != r.get(k)]
     diff, stale, init = list(shared), [], bool(shared)
     for level, s in new.items():

@@ -79,7 +79,7 @@ CLI_CASES = [
     ("sample --beta 1.5", ["sample", "flat_rf5", "--beta", "1.5"], 2, ["argument --beta", "(0, 1]"]),
     ("sample --sigma-final 0", ["sample", "flat_rf5", "--sigma-final", "0"], 2, ["argument --sigma-final", "> 0"]),
     ("sample --seed -1", ["sample", "flat_rf5", "--seed", "-1"], 2, ["argument --seed"]),
-    ("train --preset tpu", ["train", "flat_rf5", "--preset", "tpu"], 2, ["argument --preset", "'tpu'"]),
+    ("train --budget tpu", ["train", "flat_rf5", "--budget", "tpu"], 2, ["argument --budget", "'tpu'"]),
     ("no command", [], 2, ["required: command"]),
     ("unknown command", ["fit", "flat_rf5"], 2, ["invalid choice: 'fit'"]),
     # ---- models and devices

@@ -158,7 +158,7 @@ LIB_CASES = [
     # ---- `x or default`: a zero or an empty value is refused, not read as "not given"
     ("receptive_field size=0", lambda: nets.receptive_field(NET, size=0), ValueError, ["size", ">= 3", "0"]),
     ("presets.get('')", lambda: presets.get(""), ValueError, ["unknown preset ''"]),
-    ("recipes.get preset=''", lambda: recipes.get("flat_rf5", preset=""), ValueError, ["unknown preset ''"]),
+    ("recipes.get budget=''", lambda: recipes.get("flat_rf5", budget=""), ValueError, ["unknown budget ''"]),
 ]
 
 

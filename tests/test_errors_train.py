@@ -39,7 +39,7 @@ TRAIN_CASES = [
     (lambda: recipes.get("nope"), ValueError, ["unknown recipe", "bf_small"]),
     (lambda: recipes.get("bf_small", steps=-5), ValueError, ["steps", ">= 0"]),
     (lambda: recipes.get("bf_small", stepz=5), ValueError, ["stepz", "steps"]),
-    (lambda: recipes.get("bf_small", preset="tpu"), ValueError, ["preset", "colab"]),
+    (lambda: recipes.get("bf_small", budget="tpu"), ValueError, ["budget", "colab"]),
     (lambda: recipes.get("bf_small", **{"low.steps": 2}), ValueError, ["low", "multi-scale"]),
 ]
 

@@ -49,7 +49,7 @@ def test_registry_describes_the_shipped_training():
         "multiscale_rf5")
 
 
-def test_overrides_and_presets():
+def test_overrides_and_budgets():
     r = recipes.get("multiscale_rf5", steps=2)  # a plain key: every net of the recipe
     assert {s["steps"] for s in recipes.stages(r).values()} == {2}
     r = recipes.get("multiscale_rf5", **{"low.steps": 5, "level1.net.width": 8})
@@ -62,21 +62,21 @@ def test_overrides_and_presets():
     assert st["low"]["patch_size"] is None and st["low"]["steps"] == 20_000 and st[1]["seed"] == 2
     flat = recipes.stages(recipes.get("flat_rf33", "colab"))[None]
     assert flat["patch_size"] == 40 and flat["net"] == dict(width=64, depth=21, rf=33) and flat["amp"]
-    assert recipes.get("bf_small", "cpu") == recipes.get("bf_small")
-    for name in recipes.RECIPES:  # every recipe builds in every preset (the nets accept the architecture)
-        for preset in recipes.PRESETS:
-            recipes.stages(recipes.get(name, preset))
+    assert recipes.get("bf_small", "book") == recipes.get("bf_small")
+    for name in recipes.RECIPES:  # every recipe builds in every budget (the nets accept the architecture)
+        for budget in recipes.BUDGETS:
+            recipes.stages(recipes.get(name, budget))
 
 
-def test_paper_preset_draws_sigma_as_the_released_code():
+def test_paper_budget_draws_sigma_as_the_released_code():
     # code/training.py as released: --quadratic_noise True and --noise_level_range [0, 255] for every net; the cap
     # of the conditional nets' range needs args.coarse is False, which argparse never gives, so it does not apply
     for name in ("multiscale_rf5", "celeba80_multiscale_rf9", "flat_rf9", "celeba80_flat_rf5"):
         for scale, s in recipes.stages(recipes.get(name, "paper")).items():
             assert s["quadratic_sigma"] is True and s["log_sigma"] is False, (name, scale)
             assert s["sigma_range"] == [0.0, 1.0], (name, scale)
-    for preset in ("cpu", "colab"):  # the other presets keep their recipes' draws
-        st = recipes.stages(recipes.get("celeba80_multiscale_rf5", preset))
+    for budget in ("book", "colab"):  # the other budgets keep their recipes' draws
+        st = recipes.stages(recipes.get("celeba80_multiscale_rf5", budget))
         assert st["low"]["log_sigma"] and not st["low"].get("quadratic_sigma", False)
     assert "quadratic_sigma" not in recipes.get("celeba80_flat_rf5")  # resolved recipes of shipped models unchanged
     # the chapter-5 pair: the same recipe but the sigma draw
@@ -183,3 +183,16 @@ def test_checkpoint_metadata_carries_the_recipe(tmp_path):
     meta = {"mslcp": json.dumps(dict(cls="BFCNN", config=net.config))}
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "old.safetensors"), meta)
     assert pretrained.load(tmp_path / "old.safetensors").recipe is None
+    for was, now in (("cpu", "book"), ("paper", "paper")):  # written when a training budget was called a preset
+        old = {k: v for k, v in r.items() if k != "budget"} | {"preset": was}
+        pretrained.save(net, tmp_path / "c.safetensors", old)
+        assert pretrained.load(tmp_path / "c.safetensors").recipe == {**r, "budget": now}
+
+
+def test_a_run_written_when_budgets_were_presets_resumes(tmp_path):
+    r = recipes.get("bf_small", n_train=8, n_test=2, steps=2, eval_every=1)
+    recipes.run(r, tmp_path, progress=False)
+    saved = tmp_path / "bf_small.recipe.json"
+    saved.write_text(json.dumps({k: v for k, v in r.items() if k != "budget"} | {"preset": "cpu"}))
+    recipes.run(r, tmp_path, progress=False)  # the same recipe under the old key: resumed, not refused
+    assert json.loads(saved.read_text()) == r
