@@ -8,6 +8,7 @@ Each chapter is executed twice in one run (CPU preset), first alone, then beside
 of its own.
 """
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -19,8 +20,9 @@ import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
-import bookfixes  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bookfixes", ROOT / "book" / "_ext" / "bookfixes.py")
+bookfixes = importlib.util.module_from_spec(_spec)  # the book's Sphinx extension, loaded from its file
+_spec.loader.exec_module(bookfixes)
 
 
 def chapters():

@@ -124,10 +124,11 @@ def test_chapter_executes(build, chapter):
 # N `interact` cells (each opens an Output widget and draws into it), executed with nbclient (widget sync muted, as in
 # the build) and a 20 s cell timeout; prints the longest wait, on the client's clock, from a cell's start to its reply
 INTERACT = """
-import sys, time, nbformat
+import importlib.util, sys, time, nbformat
 from nbclient import NotebookClient
-sys.path.insert(0, sys.argv[1])
-import bookfixes
+spec = importlib.util.spec_from_file_location("bookfixes", sys.argv[1])
+bookfixes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bookfixes)
 bookfixes.mute_output_widget_sync()
 setup = ("import ipywidgets as widgets, matplotlib.pyplot as plt\\n"
          "def f(x=1.0):\\n    fig, ax = plt.subplots(figsize=(2, 2)); ax.plot([0, x]); plt.show()")
@@ -149,7 +150,7 @@ def test_interact_cells_do_not_wait_for_the_cell_timeout():
     bookfixes.mute_output_widget_sync stops that. The two spinners make the machine busy, as CI machines are."""
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(2)]
     try:
-        r = subprocess.run([sys.executable, "-c", INTERACT, str(ROOT / "book" / "_ext"), "120"],
+        r = subprocess.run([sys.executable, "-c", INTERACT, str(ROOT / "book" / "_ext" / "bookfixes.py"), "120"],
                            capture_output=True, text=True, timeout=900, cwd=ROOT)
     finally:
         for p in spin:

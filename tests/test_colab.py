@@ -95,9 +95,10 @@ COLAB = ROOT / ".venv" / "colab"  # .ci/setup: the declared dependencies + Colab
 # the chapter's own first cell must not pip install it), then every cell, with a cell timeout well inside the
 # command's so a hang names its cell (bookfixes.mute_output_widget_sync: see book/_ext/bookfixes.py).
 EXECUTE = """
-import json, sys, nbformat, nbclient
-sys.path.insert(0, sys.argv[1])
-import bookfixes
+import importlib.util, json, sys, nbformat, nbclient
+spec = importlib.util.spec_from_file_location("bookfixes", sys.argv[1])
+bookfixes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bookfixes)
 bookfixes.mute_output_widget_sync()
 nb = nbformat.read(sys.argv[2], 4)
 nb.cells.insert(0, nbformat.v4.new_code_cell("import mslcp; assert 'venv' in mslcp.__file__, mslcp.__file__"))
@@ -153,7 +154,8 @@ def colab_runs(colab):
         work.mkdir(parents=True)
         out = work / "executed.ipynb"
         try:
-            r = subprocess.run([str(python), "-c", EXECUTE, str(ROOT / "book" / "_ext"), str(path), str(out)],
+            fixes = ROOT / "book" / "_ext" / "bookfixes.py"
+            r = subprocess.run([str(python), "-c", EXECUTE, str(fixes), str(path), str(out)],
                                cwd=work, env=env, capture_output=True, text=True, timeout=2400)
             code, err = r.returncode, r.stderr[-3000:]
         except subprocess.TimeoutExpired:
